@@ -1,0 +1,104 @@
+//! Errors of loading and compiling policies, each with the place it happened.
+
+use std::fmt;
+
+use crate::document::{DocumentError, Origin};
+use crate::gatekeeper::FieldError;
+
+/// The object an error is about: where it was read and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// File and document.
+    pub origin: Origin,
+    /// Kind of the object (`ConstraintTemplate`, a constraint kind, ...).
+    pub kind: String,
+    /// Its `metadata.name` (may be empty).
+    pub name: String,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} {:?})", self.origin, self.kind, self.name)
+    }
+}
+
+/// Why a policy could not be loaded or compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read or parsed.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// A field is missing or malformed.
+    #[error("{subject}: {error}")]
+    Invalid {
+        /// The object.
+        subject: Box<Subject>,
+        /// The field and problem.
+        error: FieldError,
+    },
+    /// A constraint does not satisfy its CRD schema (parameters or match): gator's `ErrSchema`.
+    #[error("{subject}: {error}")]
+    Schema {
+        /// The constraint.
+        subject: Box<Subject>,
+        /// The field and problem.
+        error: FieldError,
+    },
+    /// The Rego does not parse, breaks Gatekeeper's rules or does not compile.
+    #[error("{subject}: {field}: failed to compile Rego: {message}")]
+    Rego {
+        /// The template.
+        subject: Box<Subject>,
+        /// Field holding the Rego (`spec.targets[0].code[0].source.rego`).
+        field: String,
+        /// regorus's or tollgate's message (with `--> file:line:col` where regorus gives one).
+        message: String,
+    },
+    /// A constraint whose kind no loaded template defines.
+    #[error("{subject}: no ConstraintTemplate defines kind {kind:?}")]
+    UnknownKind {
+        /// The constraint.
+        subject: Box<Subject>,
+        /// Its kind.
+        kind: String,
+    },
+    /// Two objects of the same kind and name.
+    #[error("{subject}: duplicate of the object at {first}")]
+    Duplicate {
+        /// The second object.
+        subject: Box<Subject>,
+        /// Where the first one is.
+        first: Origin,
+    },
+}
+
+impl PolicyError {
+    /// True for errors gator reports as `ErrSchema` (what `invalid: true` tests expect).
+    pub fn is_schema_error(&self) -> bool {
+        matches!(self, PolicyError::Schema { .. })
+    }
+}
+
+/// Several errors, reported together.
+#[derive(Debug)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+impl From<PolicyError> for PolicyErrors {
+    fn from(e: PolicyError) -> Self {
+        PolicyErrors(vec![e])
+    }
+}

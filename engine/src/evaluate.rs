@@ -1,0 +1,216 @@
+//! The one decision path: match every constraint against a review, evaluate the matching
+//! templates, and do the same for every object the review's object expands to.
+//!
+//! The webhook, `eval`, `verify` and audit all call [`review`]; nothing else evaluates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use regorus::Value as RegoValue;
+use serde_json::Value;
+
+use crate::expand::{self, ExpandError};
+use crate::gatekeeper::{EnforcementAction, object_name};
+use crate::matching::{self, MatchError};
+use crate::policy_set::{CompiledConstraint, PolicySet};
+use crate::review::{Review, Source};
+
+/// Gatekeeper's enforcement point names.
+pub mod enforcement_point {
+    /// The admission webhook.
+    pub const WEBHOOK: &str = "validation.gatekeeper.sh";
+    /// Audit.
+    pub const AUDIT: &str = "audit.gatekeeper.sh";
+    /// gator (`verify`, `eval`).
+    pub const GATOR: &str = "gator.gatekeeper.sh";
+}
+
+/// What a review needs besides the policies.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Which enforcement point is asking (selects scoped actions).
+    pub enforcement_point: &'a str,
+    /// `data.inventory`, when any objects are synced.
+    pub inventory: Option<&'a RegoValue>,
+    /// Known Namespace objects by name (for `namespaceSelector` and `namespaceObject`).
+    pub namespaces: Option<&'a BTreeMap<String, Value>>,
+    /// Whether to expand the object with the set's ExpansionTemplates.
+    pub expand: bool,
+}
+
+/// One result of one constraint on one object.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// The constraint that produced it.
+    pub constraint: Arc<CompiledConstraint>,
+    /// The message (prefixed with `[Implied by <template>]` for expanded objects).
+    pub msg: String,
+    /// `details`, `{}` when the template gave none.
+    pub details: Value,
+    /// The actions at this enforcement point.
+    pub actions: Vec<EnforcementAction>,
+    /// The ExpansionTemplate, when the result is about a generated object.
+    pub implied_by: Option<String>,
+}
+
+impl Violation {
+    /// `[<constraint>] <msg>`, Gatekeeper's response format.
+    pub fn display_message(&self) -> String {
+        format!("[{}] {}", self.constraint.constraint.name, self.msg)
+    }
+}
+
+/// A review that could not be completed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewFailure {
+    /// A constraint's match could not be decided.
+    #[error("matching constraint {constraint}: {error}")]
+    Match {
+        /// Constraint name.
+        constraint: String,
+        /// Why.
+        error: MatchError,
+    },
+    /// The object could not be expanded.
+    #[error("expanding resource {name}: {error}")]
+    Expand {
+        /// The object's name.
+        name: String,
+        /// Why.
+        error: ExpandError,
+    },
+}
+
+/// Reviews a request against every constraint of the set, then every expanded object.
+pub fn review(
+    set: &PolicySet,
+    review: &Review,
+    ctx: &Context<'_>,
+) -> Result<Vec<Violation>, ReviewFailure> {
+    let review = attach_namespace(review.clone(), ctx);
+    let mut out = evaluate_constraints(set, &review, ctx)?;
+    if ctx.expand
+        && !set.expansions().is_empty()
+        && let Some(object) = review.object()
+    {
+        let ns = review.namespace_name().to_string();
+        let resultants = expand::expand(set.expansions(), object, Some(&ns)).map_err(|error| {
+            ReviewFailure::Expand {
+                name: object_name(object).to_string(),
+                error,
+            }
+        })?;
+        for r in resultants {
+            let child = Review::of_object(r.object, Source::Generated);
+            let child = attach_namespace(child, ctx);
+            let override_action = r
+                .enforcement_action
+                .as_deref()
+                .and_then(EnforcementAction::parse);
+            for mut v in evaluate_constraints(set, &child, ctx)? {
+                v.msg = format!("[Implied by {}] {}", r.template_name, v.msg);
+                if let Some(action) = override_action {
+                    v.actions = vec![action];
+                }
+                v.implied_by = Some(r.template_name.clone());
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn attach_namespace(review: Review, ctx: &Context<'_>) -> Review {
+    if review.namespace.is_some() {
+        return review;
+    }
+    let ns = ctx
+        .namespaces
+        .and_then(|all| all.get(review.namespace_name()))
+        .cloned();
+    review.with_namespace(ns)
+}
+
+fn evaluate_constraints(
+    set: &PolicySet,
+    review: &Review,
+    ctx: &Context<'_>,
+) -> Result<Vec<Violation>, ReviewFailure> {
+    let mut out = Vec::new();
+    let mut review_value: Option<RegoValue> = None;
+    for c in set.constraints() {
+        let actions = c.constraint.actions_at(ctx.enforcement_point);
+        if actions.is_empty() {
+            continue;
+        }
+        let matched = matching::review_matches(&c.constraint.matcher, review).map_err(|error| {
+            ReviewFailure::Match {
+                constraint: c.constraint.name.clone(),
+                error,
+            }
+        })?;
+        if !matched {
+            continue;
+        }
+        let Some(template) = set.template(&c.constraint.kind) else {
+            continue;
+        };
+        let review_value = review_value
+            .get_or_insert_with(|| RegoValue::from(review.request.clone()))
+            .clone();
+        let mut input = RegoValue::new_object();
+        if let Ok(map) = input.as_object_mut() {
+            map.insert(RegoValue::from("review"), review_value);
+            map.insert(RegoValue::from("parameters"), c.parameters.clone());
+        }
+        let results = match template.evaluate(input, ctx.inventory) {
+            Ok(value) => parse_results(&value),
+            // Gatekeeper's driver turns an evaluation error into one result per constraint.
+            Err(e) => vec![(e.to_string(), Value::Object(Default::default()))],
+        };
+        for (msg, details) in results {
+            out.push(Violation {
+                constraint: Arc::clone(c),
+                msg,
+                details,
+                actions: actions.clone(),
+                implied_by: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The hook's projection: each result needs `msg`; `details` defaults to `{}`; results equal in
+/// both count once.
+fn parse_results(value: &RegoValue) -> Vec<(String, Value)> {
+    let items: Vec<&RegoValue> = match value {
+        RegoValue::Set(s) => s.iter().collect(),
+        RegoValue::Array(a) => a.iter().collect(),
+        _ => return Vec::new(),
+    };
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in items {
+        let RegoValue::Object(fields) = r else {
+            continue;
+        };
+        let Some(msg) = fields.get(&RegoValue::from("msg")) else {
+            continue;
+        };
+        let msg = match msg {
+            RegoValue::String(s) => s.to_string(),
+            RegoValue::Undefined => continue,
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        let details = fields
+            .get(&RegoValue::from("details"))
+            .and_then(|d| serde_json::to_value(d).ok())
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let key = (msg.clone(), details.to_string());
+        if seen.insert(key) {
+            out.push((msg, details));
+        }
+    }
+    out
+}

@@ -1,0 +1,27 @@
+//! tollgate-engine: Gatekeeper-compatible policy evaluation on regorus.
+//!
+//! Data flows one way: [`load`] → [`policy_set::PolicySet::build`] (which uses [`compile`]) →
+//! [`review`] → [`evaluate::review`] (match, expand, evaluate) → [`decide`]. The crate is
+//! synchronous and does no network I/O; the webhook binary wraps it.
+
+pub mod compile;
+pub mod decide;
+pub mod document;
+pub mod error;
+pub mod evaluate;
+pub mod expand;
+pub mod gatekeeper;
+pub mod harness;
+pub mod load;
+pub mod matching;
+pub mod policy_set;
+pub mod rego;
+pub mod review;
+pub mod schema;
+
+pub use decide::Decision;
+pub use error::{PolicyError, PolicyErrors};
+pub use evaluate::{Context, Violation, enforcement_point};
+pub use load::Sources;
+pub use policy_set::PolicySet;
+pub use review::{Review, Source};

@@ -1,0 +1,186 @@
+//! Gatekeeper's match semantics (`pkg/mutation/match/match.go`): one small predicate per
+//! matcher, all ANDed.
+
+use serde_json::{Map, Value};
+
+use crate::gatekeeper::{Gvk, Match, object_name, object_namespace};
+use crate::review::{Review, Source};
+
+/// A match that cannot be decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    /// `namespaceSelector` on a namespaced object whose Namespace is not known.
+    #[error("namespace selector for namespace-scoped object but missing Namespace")]
+    MissingNamespace,
+    /// Neither `object` nor `oldObject` is set.
+    #[error("neither object nor old object are defined")]
+    NoObject,
+}
+
+/// What one object is matched against.
+pub struct Matchable<'a> {
+    /// The object.
+    pub object: &'a Value,
+    /// Its Namespace object, when known.
+    pub namespace: Option<&'a Value>,
+    /// Original or generated.
+    pub source: Source,
+}
+
+/// Gatekeeper's wildcard: `x*` prefix, `*x` suffix, `*x*` contains, otherwise exact.
+pub fn wildcard_matches(pattern: &str, candidate: &str) -> bool {
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(_), Some(_)) if pattern.len() >= 2 => {
+            candidate.contains(&pattern[1..pattern.len() - 1])
+        }
+        (Some(suffix), _) => candidate.ends_with(suffix),
+        (None, Some(prefix)) => candidate.starts_with(prefix),
+        (None, None) => pattern == candidate,
+    }
+}
+
+/// The same wildcard against `generateName`: only prefix and contains patterns can match.
+fn wildcard_matches_generate_name(pattern: &str, candidate: &str) -> bool {
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(_), Some(_)) if pattern.len() == 1 => true,
+        (Some(_), Some(_)) => candidate.contains(&pattern[1..pattern.len() - 1]),
+        (None, Some(prefix)) => candidate.starts_with(prefix),
+        _ => false,
+    }
+}
+
+fn is_namespace(gvk: &Gvk) -> bool {
+    gvk.kind == "Namespace" && gvk.group.is_empty()
+}
+
+fn labels(object: &Value) -> Map<String, Value> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn namespace_name<'a>(object: &'a Value, gvk: &Gvk, ns: Option<&'a Value>) -> Option<&'a str> {
+    if is_namespace(gvk) {
+        Some(object_name(object))
+    } else if let Some(ns) = ns {
+        Some(object_name(ns))
+    } else {
+        Some(object_namespace(object)).filter(|n| !n.is_empty())
+    }
+}
+
+/// True when the object satisfies every matcher of `m`.
+pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
+    let obj = target.object;
+    let gvk = Gvk::of(obj);
+    let kinds = m.kinds.is_empty()
+        || m.kinds.iter().any(|k| {
+            (k.kinds.is_empty() || k.kinds.iter().any(|x| x == "*" || *x == gvk.kind))
+                && (k.api_groups.is_empty()
+                    || k.api_groups.iter().any(|g| g == "*" || *g == gvk.group))
+        });
+    if !kinds {
+        return Ok(false);
+    }
+    let has_namespace = !object_namespace(obj).is_empty() || target.namespace.is_some();
+    let scope = match m.scope.as_deref() {
+        Some("Cluster") => is_namespace(&gvk) || !has_namespace,
+        Some("Namespaced") => !is_namespace(&gvk) && has_namespace,
+        _ => true,
+    };
+    if !scope {
+        return Ok(false);
+    }
+    let ns = namespace_name(obj, &gvk, target.namespace);
+    if !m.namespaces.is_empty()
+        && let Some(ns) = ns
+        && !m.namespaces.iter().any(|p| wildcard_matches(p, ns))
+    {
+        return Ok(false);
+    }
+    if let Some(ns) = ns
+        && m.excluded_namespaces
+            .iter()
+            .any(|p| wildcard_matches(p, ns))
+    {
+        return Ok(false);
+    }
+    if let Some(sel) = &m.label_selector
+        && !sel.matches(&labels(obj))
+    {
+        return Ok(false);
+    }
+    if let Some(sel) = &m.namespace_selector {
+        let selected = if is_namespace(&gvk) {
+            sel.matches(&labels(obj))
+        } else if target.namespace.is_none() && object_namespace(obj).is_empty() {
+            true
+        } else {
+            match target.namespace {
+                Some(ns) => sel.matches(&labels(ns)),
+                None => return Err(MatchError::MissingNamespace),
+            }
+        };
+        if !selected {
+            return Ok(false);
+        }
+    }
+    if let Some(name) = &m.name {
+        let generate_name = obj
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !wildcard_matches(name, object_name(obj))
+            && !wildcard_matches_generate_name(name, generate_name)
+        {
+            return Ok(false);
+        }
+    }
+    let source = match m.source.as_deref() {
+        Some("Original") => target.source == Source::Original,
+        Some("Generated") => target.source == Source::Generated,
+        _ => true,
+    };
+    Ok(source)
+}
+
+/// A review matches when its `object` or its `oldObject` matches (Gatekeeper's `matchAny`).
+pub fn review_matches(m: &Match, review: &Review) -> Result<bool, MatchError> {
+    let objects: Vec<&Value> = [review.object(), review.old_object()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if objects.is_empty() {
+        return Err(MatchError::NoObject);
+    }
+    for object in objects {
+        let target = Matchable {
+            object,
+            namespace: review.namespace.as_ref(),
+            source: review.source,
+        };
+        if matches(m, &target)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_follow_gatekeeper() {
+        assert!(wildcard_matches("kube-*", "kube-system"));
+        assert!(wildcard_matches("*-system", "kube-system"));
+        assert!(wildcard_matches("*system*", "kube-system-x"));
+        assert!(!wildcard_matches("kube", "kube-system"));
+        assert!(wildcard_matches("*", "anything"));
+        assert!(wildcard_matches("**", "anything"));
+        assert!(!wildcard_matches_generate_name("*-abc", "x-abc"));
+        assert!(wildcard_matches_generate_name("x-*", "x-abc"));
+    }
+}

@@ -1,0 +1,205 @@
+//! The immutable snapshot of compiled policies that every decision reads.
+//!
+//! Built whole from [`Sources`]: either every template, constraint and ExpansionTemplate
+//! compiles, or the build returns all the errors and the caller keeps its previous set. There is
+//! no way to change a set after it is built.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use regorus::Value as RegoValue;
+use serde_json::Value;
+
+use crate::compile::CompiledTemplate;
+use crate::document::{Document, Origin};
+use crate::error::{PolicyError, PolicyErrors, Subject};
+use crate::gatekeeper::{
+    Constraint, ConstraintTemplate, ExpansionTemplate, FieldError, object_name,
+};
+use crate::load::Sources;
+
+/// A constraint ready to match and evaluate.
+#[derive(Debug)]
+pub struct CompiledConstraint {
+    /// The constraint as read.
+    pub constraint: Constraint,
+    /// `input.parameters`: validated, defaulted, `{}` when absent.
+    pub parameters: RegoValue,
+    /// Where it was read.
+    pub origin: Origin,
+}
+
+/// Everything a decision needs, compiled.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    templates: BTreeMap<String, Arc<CompiledTemplate>>,
+    constraints: Vec<Arc<CompiledConstraint>>,
+    expansions: Vec<ExpansionTemplate>,
+}
+
+fn subject(doc: &Document, default_kind: &str) -> Box<Subject> {
+    Box::new(Subject {
+        origin: doc.origin.clone(),
+        kind: doc
+            .value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or(default_kind)
+            .to_string(),
+        name: object_name(&doc.value).to_string(),
+    })
+}
+
+impl PolicySet {
+    /// Compiles all sources. Fails with every error found, so an author sees them all at once.
+    pub fn build(sources: &Sources) -> Result<PolicySet, PolicyErrors> {
+        let mut errors = Vec::new();
+        let mut set = PolicySet::default();
+        let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
+        for doc in &sources.templates {
+            match compile_template(doc) {
+                Ok(t) => {
+                    let kind = t.kind().to_string();
+                    if let Some(first) = template_origin.get(&kind) {
+                        errors.push(PolicyError::Duplicate {
+                            subject: subject(doc, "ConstraintTemplate"),
+                            first: first.clone(),
+                        });
+                        continue;
+                    }
+                    template_origin.insert(kind.clone(), doc.origin.clone());
+                    set.templates.insert(kind, Arc::new(t));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut seen: BTreeMap<(String, String), Origin> = BTreeMap::new();
+        for doc in &sources.constraints {
+            match set.compile_constraint(doc) {
+                Ok(c) => {
+                    let key = (c.constraint.kind.clone(), c.constraint.name.clone());
+                    if let Some(first) = seen.get(&key) {
+                        errors.push(PolicyError::Duplicate {
+                            subject: subject(doc, ""),
+                            first: first.clone(),
+                        });
+                        continue;
+                    }
+                    seen.insert(key, doc.origin.clone());
+                    set.constraints.push(Arc::new(c));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        for doc in &sources.expansions {
+            match ExpansionTemplate::from_value(&doc.value) {
+                Ok(e) => set.expansions.push(e),
+                Err(error) => errors.push(PolicyError::Invalid {
+                    subject: subject(doc, "ExpansionTemplate"),
+                    error,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyErrors(errors));
+        }
+        set.constraints.sort_by(|a, b| {
+            (&a.constraint.kind, &a.constraint.name).cmp(&(&b.constraint.kind, &b.constraint.name))
+        });
+        Ok(set)
+    }
+
+    /// Compiles one constraint against the templates already in this set.
+    pub fn compile_constraint(&self, doc: &Document) -> Result<CompiledConstraint, PolicyError> {
+        let subj = subject(doc, "");
+        let constraint = Constraint::from_value(&doc.value).map_err(|error| {
+            if error.field.starts_with("spec.match") {
+                PolicyError::Schema {
+                    subject: subj.clone(),
+                    error,
+                }
+            } else {
+                PolicyError::Invalid {
+                    subject: subj.clone(),
+                    error,
+                }
+            }
+        })?;
+        let template =
+            self.templates
+                .get(&constraint.kind)
+                .ok_or_else(|| PolicyError::UnknownKind {
+                    subject: subj.clone(),
+                    kind: constraint.kind.clone(),
+                })?;
+        let parameters = match (&constraint.parameters, &template.schema) {
+            (None, _) => Value::Object(Default::default()),
+            (Some(p), Some(schema)) => {
+                schema
+                    .apply(p, "spec.parameters")
+                    .map_err(|error| PolicyError::Schema {
+                        subject: subj.clone(),
+                        error,
+                    })?
+            }
+            (Some(p), None) => p.clone(),
+        };
+        if !parameters.is_object() {
+            return Err(PolicyError::Schema {
+                subject: subj,
+                error: FieldError::new("spec.parameters", "expected object"),
+            });
+        }
+        Ok(CompiledConstraint {
+            constraint,
+            parameters: RegoValue::from(parameters),
+            origin: doc.origin.clone(),
+        })
+    }
+
+    /// Adds one more compiled constraint (used by `verify`, which builds a set per test).
+    pub fn with_constraint(mut self, c: CompiledConstraint) -> Self {
+        self.constraints.push(Arc::new(c));
+        self
+    }
+
+    /// The template for a constraint kind.
+    pub fn template(&self, kind: &str) -> Option<&Arc<CompiledTemplate>> {
+        self.templates.get(kind)
+    }
+
+    /// All templates, by kind.
+    pub fn templates(&self) -> impl Iterator<Item = &Arc<CompiledTemplate>> {
+        self.templates.values()
+    }
+
+    /// All constraints, sorted by kind and name.
+    pub fn constraints(&self) -> &[Arc<CompiledConstraint>] {
+        &self.constraints
+    }
+
+    /// ExpansionTemplates, in load order.
+    pub fn expansions(&self) -> &[ExpansionTemplate] {
+        &self.expansions
+    }
+
+    /// Adds ExpansionTemplates (the built-in workload expansion, or a suite's).
+    pub fn with_expansions(mut self, more: impl IntoIterator<Item = ExpansionTemplate>) -> Self {
+        self.expansions.extend(more);
+        self
+    }
+}
+
+fn compile_template(doc: &Document) -> Result<CompiledTemplate, PolicyError> {
+    let subj = subject(doc, "ConstraintTemplate");
+    let template =
+        ConstraintTemplate::from_value(&doc.value).map_err(|error| PolicyError::Invalid {
+            subject: subj.clone(),
+            error,
+        })?;
+    CompiledTemplate::compile(template).map_err(|f| PolicyError::Rego {
+        subject: subj,
+        field: f.field,
+        message: f.message,
+    })
+}

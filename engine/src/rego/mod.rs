@@ -1,0 +1,14 @@
+//! Rego source handling that makes regorus answer as Gatekeeper's OPA does.
+//!
+//! Owns the lexical scan of template sources (Gatekeeper's reference rules, the v0 parser
+//! corners that regorus reads differently) and the Go-compatible `sprintf`. It rewrites text,
+//! never evaluates; every rewrite keeps line numbers so regorus's errors still point at the
+//! author's lines.
+
+mod lexer;
+mod negation;
+mod rewrite;
+mod sprintf;
+
+pub use rewrite::{RefError, check_refs, normalize, rule_is_defined};
+pub use sprintf::{go_quote as go_quote_str, go_sprintf};

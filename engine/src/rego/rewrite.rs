@@ -1,0 +1,414 @@
+//! Lexical checks and rewrites of template Rego.
+
+use super::lexer::{Kind, Token, line_col, tokenize};
+use super::negation;
+
+/// A reference Gatekeeper does not allow in a template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct RefError {
+    /// 1-based line in the module.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn text<'a>(src: &'a str, t: &Token) -> &'a str {
+    &src[t.start..t.end]
+}
+
+/// Gatekeeper's reference rules: a template may read `data.inventory` and `data.lib.*` only, and
+/// may not `import input`.
+pub fn check_refs(src: &str) -> Result<(), RefError> {
+    let tokens: Vec<Token> = tokenize(src)
+        .into_iter()
+        .filter(Token::significant)
+        .collect();
+    let error = |t: &Token, message: String| {
+        let (line, column) = line_col(src, t.start);
+        RefError {
+            line,
+            column,
+            message,
+        }
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        if t.kind != Kind::Ident {
+            continue;
+        }
+        let word = text(src, t);
+        let prev = i.checked_sub(1).map(|p| &tokens[p]);
+        if word == "import" {
+            if let Some(next) = tokens.get(i + 1)
+                && text(src, next) == "input"
+            {
+                return Err(error(next, "import input is not allowed".to_string()));
+            }
+            continue;
+        }
+        if word != "data" || prev.is_some_and(|p| p.kind == Kind::Punct('.')) {
+            continue;
+        }
+        let component = match (tokens.get(i + 1), tokens.get(i + 2)) {
+            (Some(dot), Some(name)) if dot.kind == Kind::Punct('.') && name.kind == Kind::Ident => {
+                Some(text(src, name).to_string())
+            }
+            (Some(open), Some(name)) if open.kind == Kind::Punct('[') && name.kind == Kind::Str => {
+                Some(text(src, name).trim_matches(['"', '`']).to_string())
+            }
+            _ => None,
+        };
+        match component.as_deref() {
+            Some("inventory") | Some("lib") => {}
+            Some(other) => {
+                return Err(error(
+                    t,
+                    format!(
+                        "disallowed ref data.{other}: templates may only reference data.inventory and data.lib"
+                    ),
+                ));
+            }
+            None => {
+                return Err(error(
+                    t,
+                    "disallowed ref data: templates may only reference data.inventory and data.lib"
+                        .to_string(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when a top-level rule named `name` is declared (a statement that starts with it).
+pub fn rule_is_defined(src: &str, name: &str) -> bool {
+    statements(src, &tokenize(src))
+        .iter()
+        .any(|&start| text(src, &start) == name)
+}
+
+/// First token of each top-level statement: the first significant token on a line while no
+/// bracket is open (multi-line heads continue inside brackets), or after a closing body brace.
+fn statements(src: &str, tokens: &[Token]) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut line_start = true;
+    for t in tokens {
+        match t.kind {
+            Kind::Newline => {
+                line_start = true;
+                continue;
+            }
+            Kind::Comment => continue,
+            _ => {}
+        }
+        if depth == 0 && line_start {
+            out.push(*t);
+        }
+        line_start = false;
+        match t.kind {
+            Kind::Punct('{' | '[' | '(') => depth += 1,
+            Kind::Punct('}' | ']' | ')') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let _ = src;
+    out
+}
+
+/// Rewrites a module so regorus reads it as OPA does. Line numbers are preserved.
+///
+/// - A line break ends an expression in a body even when the next line starts with `(`;
+///   regorus would read `x ⏎ (y)` as a call, so a `;` is inserted at the end of the line.
+/// - (v0) Chained bodies `p[x] { a } { b }` mean `p[x] { a }` and `p[x] { b }`; regorus rejects
+///   them on set rules and ignores all but the first body of a function, so the head is repeated.
+pub fn normalize(src: &str, v1: bool) -> String {
+    let tokens = tokenize(src);
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    // Bracket stack; for `{` also whether it opened a rule body at top level.
+    let mut stack: Vec<(char, bool)> = Vec::new();
+    let mut prev_sig: Option<Token> = None;
+    let mut pending_newline = false;
+    let mut line_start = true;
+    let mut stmt_start: Option<usize> = None;
+    let mut head_end: Option<usize> = None;
+    let mut last_closed_body = false;
+    let mut in_else = false;
+    for t in &tokens {
+        match t.kind {
+            Kind::Newline => {
+                pending_newline = true;
+                line_start = true;
+                continue;
+            }
+            Kind::Comment => continue,
+            _ => {}
+        }
+        let top = stack.last().map(|&(c, _)| c);
+        // Newline before `(` inside a body: end the previous expression explicitly.
+        if pending_newline
+            && t.kind == Kind::Punct('(')
+            && top == Some('{')
+            && prev_sig.is_some_and(|p| ends_expression(src, &p))
+            && let Some(p) = prev_sig
+        {
+            inserts.push((p.end, ";".to_string()));
+        }
+        let continues_chain = t.kind == Kind::Punct('{') && last_closed_body;
+        if stack.is_empty() && line_start && !continues_chain {
+            stmt_start = Some(t.start);
+            head_end = None;
+            last_closed_body = false;
+            in_else = false;
+        }
+        if stack.is_empty() && t.kind == Kind::Ident && text(src, t) == "else" {
+            in_else = true;
+        }
+        match t.kind {
+            Kind::Punct('{') => {
+                let opens_body =
+                    stack.is_empty() && prev_sig.is_some_and(|p| !is_value_position(src, &p));
+                if opens_body && !v1 && last_closed_body && !in_else {
+                    if let (Some(s), Some(h)) = (stmt_start, head_end) {
+                        let head = src[s..h].trim_end();
+                        inserts.push((t.start, format!("{head} ")));
+                    }
+                } else if opens_body && head_end.is_none() {
+                    head_end = Some(t.start);
+                }
+                stack.push(('{', opens_body));
+            }
+            Kind::Punct('[') | Kind::Punct('(') => {
+                stack.push((if t.kind == Kind::Punct('[') { '[' } else { '(' }, false));
+            }
+            Kind::Punct('}') | Kind::Punct(']') | Kind::Punct(')') => {
+                let (_, was_body) = stack.pop().unwrap_or((' ', false));
+                if stack.is_empty() {
+                    last_closed_body = was_body;
+                }
+            }
+            _ => {
+                if stack.is_empty() {
+                    last_closed_body = false;
+                }
+            }
+        }
+        prev_sig = Some(*t);
+        pending_newline = false;
+        line_start = false;
+    }
+    inserts.extend(negation_inserts(src, &tokens));
+    if inserts.is_empty() {
+        return src.to_string();
+    }
+    inserts.sort_by_key(|(at, _)| *at);
+    let mut out = String::with_capacity(src.len() + 64);
+    let mut last = 0;
+    for (at, s) in inserts {
+        out.push_str(&src[last..at]);
+        out.push_str(&s);
+        last = at;
+    }
+    out.push_str(&src[last..]);
+    out
+}
+
+/// Guards for the terms OPA hoists out of each `not` expression (see [`negation`]).
+fn negation_inserts(src: &str, tokens: &[Token]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut counter = 0usize;
+    for (i, t) in tokens.iter().enumerate() {
+        if t.kind != Kind::Ident || text(src, t) != "not" {
+            continue;
+        }
+        let before = tokens[..i].iter().rev().find(|p| p.kind != Kind::Comment);
+        let starts_expression = match before {
+            None => false,
+            Some(p) => p.kind == Kind::Newline || matches!(p.kind, Kind::Punct('{' | ';' | '|')),
+        };
+        if !starts_expression {
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut expr = Vec::new();
+        let mut has_with = false;
+        for t in &tokens[i + 1..] {
+            match t.kind {
+                Kind::Newline | Kind::Comment if depth == 0 => break,
+                Kind::Newline | Kind::Comment => continue,
+                Kind::Punct(';') if depth == 0 => break,
+                Kind::Punct('(' | '[' | '{') => depth += 1,
+                Kind::Punct(')' | ']' | '}') => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                }
+                Kind::Ident if depth == 0 && text(src, t) == "with" => {
+                    has_with = true;
+                    break;
+                }
+                _ => {}
+            }
+            expr.push(*t);
+        }
+        if has_with || expr.is_empty() {
+            continue;
+        }
+        for (start, end) in negation::hoisted_terms(src, &expr) {
+            let term = &src[start..end];
+            if term.contains('`') {
+                continue;
+            }
+            let term = term.replace(['\n', '\r'], " ");
+            out.push((t.start, format!("__tollgate_hoist{counter}__ := {term}; ")));
+            counter += 1;
+        }
+    }
+    out
+}
+
+fn ends_expression(src: &str, t: &Token) -> bool {
+    match t.kind {
+        Kind::Ident => !matches!(
+            text(src, t),
+            "not" | "some" | "with" | "as" | "in" | "if" | "contains" | "every" | "else"
+        ),
+        Kind::Number | Kind::Str => true,
+        Kind::Punct(c) => matches!(c, ')' | ']' | '}'),
+        _ => false,
+    }
+}
+
+/// A `{` after these tokens starts a value (object or set), not a rule body.
+fn is_value_position(src: &str, t: &Token) -> bool {
+    match t.kind {
+        Kind::Punct(c) => matches!(c, '=' | ',' | '(' | '[' | '|' | ':' | '+' | '-' | '*' | '&'),
+        Kind::Ident => matches!(text(src, t), "in" | "contains" | "default"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_inventory_and_lib_refs_are_allowed() {
+        assert!(
+            check_refs("package a\nx { data.inventory.cluster }\ny { data.lib.z.f(1) }").is_ok()
+        );
+        assert!(check_refs("package a\nx { s := \"data.foo\" } # data.bar").is_ok());
+        let err = check_refs("package a\nx {\n  data.other.y\n}").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 3));
+        assert!(check_refs("package a\nx { data[\"other\"] }").is_err());
+        assert!(check_refs("package a\nx { y := data }").is_err());
+        assert!(check_refs("package a\nimport input\n").is_err());
+        assert!(check_refs("package a\nimport data.lib.helpers\n").is_ok());
+        assert!(check_refs("package a\nx { input.data.foo }").is_ok());
+    }
+
+    #[test]
+    fn finds_rule_declarations() {
+        assert!(rule_is_defined(
+            "package a\nviolation[{\"msg\": m}] {\n m := 1\n}",
+            "violation"
+        ));
+        assert!(rule_is_defined(
+            "package a\nviolation contains r if { r := 1 }",
+            "violation"
+        ));
+        assert!(!rule_is_defined("package a\nx { violation }", "violation"));
+    }
+
+    #[test]
+    fn newline_before_paren_ends_the_expression() {
+        let src = "package a\np {\n  x := 1\n  (x + 1) > 1\n}\n";
+        assert_eq!(
+            normalize(src, false),
+            "package a\np {\n  x := 1;\n  (x + 1) > 1\n}\n"
+        );
+        let call = "package a\np { f(\n  (1)) }\n";
+        assert_eq!(normalize(call, false), call);
+    }
+
+    #[test]
+    fn chained_bodies_repeat_the_head_on_the_same_line() {
+        let src = "package a\nv[x] { x := 1 } {\n x := 2\n}\n";
+        assert_eq!(
+            normalize(src, false),
+            "package a\nv[x] { x := 1 } v[x] {\n x := 2\n}\n"
+        );
+        let f = "package a\nf(x) = y { y := 1 }\n{ y := 2 }\n";
+        assert_eq!(
+            normalize(f, false),
+            "package a\nf(x) = y { y := 1 }\nf(x) = y { y := 2 }\n"
+        );
+        let obj = "package a\np = {\"a\": 1} { true }\n";
+        assert_eq!(normalize(obj, false), obj);
+        let els = "package a\np = 1 { false } else = 2 { true }\n";
+        assert_eq!(normalize(els, false), els);
+    }
+}
+
+#[cfg(test)]
+mod negation_tests {
+    use super::normalize;
+
+    fn guards(expr: &str) -> String {
+        let src = format!("package a\np {{\n  {expr}\n}}\n");
+        let out = normalize(&src, false);
+        let line = out.lines().nth(2).unwrap_or_default().trim().to_string();
+        line.strip_suffix(expr).unwrap_or(&line).trim().to_string()
+    }
+
+    #[test]
+    fn call_arguments_are_hoisted() {
+        assert_eq!(guards("not f(input.x)"), "__tollgate_hoist0__ := input.x;");
+        assert_eq!(
+            guards("not startswith(c.image, \"x\")"),
+            "__tollgate_hoist0__ := c.image;"
+        );
+        assert_eq!(guards("not input.x > 0"), "__tollgate_hoist0__ := input.x;");
+        assert_eq!(
+            guards("not input.x != 1"),
+            "__tollgate_hoist0__ := input.x;"
+        );
+        assert_eq!(
+            guards("not count(input.x) > 0"),
+            "__tollgate_hoist0__ := count(input.x);"
+        );
+        assert_eq!(
+            guards("not f([input.x])"),
+            "__tollgate_hoist0__ := input.x;"
+        );
+    }
+
+    #[test]
+    fn equality_keeps_refs_but_hoists_calls() {
+        assert_eq!(guards("not input.x == 1"), "");
+        assert_eq!(guards("not input.x = 1"), "");
+        assert_eq!(
+            guards("not lower(input.x) == \"a\""),
+            "__tollgate_hoist0__ := lower(input.x);"
+        );
+        assert_eq!(
+            guards("not [input.x] == [1]"),
+            "__tollgate_hoist0__ := input.x;"
+        );
+        assert_eq!(guards("not input.x"), "");
+        assert_eq!(
+            guards("not data.lib.p[input.x]"),
+            "__tollgate_hoist0__ := input.x;"
+        );
+        assert_eq!(guards("not data.lib.p[x]"), "");
+        assert_eq!(
+            guards("not data.lib.p[lower(input.x)]"),
+            "__tollgate_hoist0__ := lower(input.x);"
+        );
+        assert_eq!(guards("not f(1, \"a\", true)"), "");
+        assert_eq!(guards("not f(x) with input as {}"), "");
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the pinned Go tools the oracle tests compare against (opa, gator) into a cache outside
+# the repository, so a warm CI run reuses them. Prints the bin directory on its last line.
+set -euo pipefail
+OPA_VERSION=v1.22.3
+GATOR_VERSION=v3.23.0
+CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+install_one() { # name module version
+  local name=$1 module=$2 version=$3 stamp="$BIN/.$1-$3"
+  if [ -x "$BIN/$name" ] && [ -f "$stamp" ]; then return 0; fi
+  echo "installing $name $version from $module" >&2
+  GOBIN="$BIN" GOFLAGS=-mod=mod go install "$module@$version" >&2
+  touch "$stamp"
+}
+install_one opa github.com/open-policy-agent/opa "$OPA_VERSION"
+install_one gator github.com/open-policy-agent/gatekeeper/v3/cmd/gator "$GATOR_VERSION"
+echo "$BIN"

@@ -1,0 +1,45 @@
+//! Command-line interface: argument parsing and dispatch. Each command lives in its own module.
+
+mod eval;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Gatekeeper-compatible admission policy toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run gator `verify` Suites (templates, constraints and cases) and report like gator.
+    Verify(verify::VerifyArgs),
+    /// Evaluate objects against policies, like `gator test`.
+    Eval(eval::EvalArgs),
+}
+
+impl Cli {
+    /// Runs the chosen command; the exit code follows each command's contract.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Verify(args) => verify::run(args),
+            Command::Eval(args) => eval::run(args),
+        }
+    }
+}
+
+/// Output formats shared by the reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text for a terminal and CI logs.
+    Human,
+    /// One JSON document.
+    Json,
+    /// JUnit XML.
+    Junit,
+}
