@@ -22,6 +22,17 @@ pub struct CompiledTemplate {
     pub schema: Option<ParametersSchema>,
     engine: Engine,
     violation_rule: String,
+    /// Whether the Rego reads `data.inventory`; others skip loading it.
+    uses_inventory: bool,
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// The `violation` set, or the error text in OPA's wording.
+    pub result: Result<RegoValue, String>,
+    /// `print()` output, one entry per call.
+    pub prints: Vec<String>,
 }
 
 /// A compile failure: the field holding the Rego and the message.
@@ -51,6 +62,12 @@ impl CompiledTemplate {
         let mut engine = Engine::new();
         engine.set_rego_v0(!code.v1);
         engine.set_strict_builtin_errors(false);
+        // print() output is collected per evaluation (gator shows it), never written to stdout.
+        engine.set_gather_prints(true);
+        // Gatekeeper always provides data.inventory, empty until something is synced.
+        engine
+            .add_data(RegoValue::from(serde_json::json!({"inventory": {}})))
+            .map_err(|e| fail(&code.field, e.to_string()))?;
         engine
             .add_extension(
                 "sprintf".to_string(),
@@ -104,11 +121,16 @@ impl CompiledTemplate {
                 return Err(fail(&template.code.field, message));
             }
         }
+        let _ = engine.take_prints();
+        let uses_inventory = std::iter::once(&template.code.rego)
+            .chain(template.code.libs.iter())
+            .any(|src| src.contains("inventory"));
         Ok(CompiledTemplate {
             template,
             schema,
             engine,
             violation_rule,
+            uses_inventory,
         })
     }
 
@@ -118,22 +140,35 @@ impl CompiledTemplate {
     }
 
     /// Evaluates `violation` for one input (`{"review", "parameters"}`), with `data.inventory`
-    /// when given. Returns the raw result set, or the evaluation error text.
-    pub fn evaluate(
-        &self,
-        input: RegoValue,
-        inventory: Option<&RegoValue>,
-    ) -> Result<RegoValue, anyhow::Error> {
+    /// when given. Returns the raw result set (or the error in OPA's wording) and any `print()`
+    /// output.
+    pub fn evaluate(&self, input: RegoValue, inventory: Option<&RegoValue>) -> Evaluation {
         let mut engine = self.engine.clone();
-        if let Some(inventory) = inventory {
+        if let Some(inventory) = inventory
+            && self.uses_inventory
+        {
             let mut data = RegoValue::new_object();
             if let Ok(map) = data.as_object_mut() {
                 map.insert(RegoValue::from("inventory"), inventory.clone());
             }
-            engine.add_data(data)?;
+            if let Err(e) = engine.add_data(data) {
+                return Evaluation {
+                    result: Err(e.to_string()),
+                    prints: Vec::new(),
+                };
+            }
         }
         engine.set_input(input);
-        engine.eval_rule(self.violation_rule.clone())
+        let result = engine
+            .eval_rule(self.violation_rule.clone())
+            .map_err(|e| opa_error_text(&e.to_string(), &self.template.code.rego));
+        let prints = engine
+            .take_prints()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| strip_print_location(&p).to_string())
+            .collect();
+        Evaluation { result, prints }
     }
 }
 
@@ -158,6 +193,92 @@ fn is_compile_error(message: &str) -> bool {
     ]
     .iter()
     .any(|m| message.contains(m))
+}
+
+/// regorus prefixes `print()` output with `file.rego:line: `; OPA's print hook in gator does not.
+fn strip_print_location(line: &str) -> &str {
+    let Some((loc, rest)) = line.split_once(": ") else {
+        return line;
+    };
+    match loc.rsplit_once(':') {
+        Some((file, n)) if file.ends_with(".rego") && n.parse::<u32>().is_ok() => rest,
+        _ => line,
+    }
+}
+
+/// Rewrites a regorus evaluation error the way OPA words it (`template:<line>: <code>: <msg>`),
+/// on one line, for the conflicts OPA reports as `eval_conflict_error`; other errors keep
+/// regorus's message with its location.
+pub fn opa_error_text(message: &str, rego: &str) -> String {
+    let mut line = None;
+    let mut column = None;
+    let mut source_line = "";
+    let mut error = message.trim();
+    for l in message.lines() {
+        let t = l.trim();
+        if let Some(loc) = t.strip_prefix("--> ") {
+            let mut parts = loc.rsplit(':');
+            column = parts.next().and_then(|n| n.parse::<usize>().ok());
+            line = parts.next().and_then(|n| n.parse::<usize>().ok());
+        } else if let Some((_, code)) = t.split_once(" | ")
+            && source_line.is_empty()
+        {
+            source_line = code;
+        } else if let Some(e) = t.strip_prefix("error: ") {
+            error = e;
+        }
+    }
+    let head_is_object_rule = source_line
+        .split(['=', '{'])
+        .next()
+        .is_some_and(|head| head.contains('[') && !head.trim_start().starts_with("violation"));
+    let mapped = if error.contains("functions must not produce multiple outputs") {
+        // regorus points at the call; OPA at the definition that produced the second output.
+        if let Some(def) = line.zip(column).and_then(|(l, c)| last_definition(rego, l, c)) {
+            line = Some(def);
+        }
+        "eval_conflict_error: functions must not produce multiple outputs for same inputs"
+            .to_string()
+    } else if error.contains("rule conflicts with rule")
+        || error.contains("rules must not produce multiple outputs")
+    {
+        if head_is_object_rule {
+            "eval_conflict_error: object keys must be unique".to_string()
+        } else {
+            "eval_conflict_error: complete rules must not produce multiple outputs".to_string()
+        }
+    } else {
+        error.to_string()
+    };
+    match line {
+        Some(n) => format!("template:{n}: {mapped}"),
+        None => mapped,
+    }
+}
+
+/// The line of the last definition of the function called at `line`:`column` of `rego`.
+fn last_definition(rego: &str, line: usize, column: usize) -> Option<usize> {
+    let text = rego.lines().nth(line.checked_sub(1)?)?;
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.';
+    let mut end = column.saturating_sub(1).min(bytes.len());
+    while end < bytes.len() && is_ident(bytes[end]) {
+        end += 1;
+    }
+    let mut start = end;
+    while start > 0 && is_ident(bytes[start - 1]) {
+        start -= 1;
+    }
+    let name = text.get(start..end)?.rsplit('.').next()?;
+    if name.is_empty() {
+        return None;
+    }
+    let head = format!("{name}(");
+    rego.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(&head))
+        .map(|(i, _)| i + 1)
+        .last()
 }
 
 /// Shares compiled templates between policy sets.

@@ -30,6 +30,8 @@ impl Decision {
                     EnforcementAction::Deny => &mut denials,
                     EnforcementAction::Warn => &mut warnings,
                     EnforcementAction::Dryrun => &mut dryruns,
+                    // Gatekeeper's webhook logs and skips actions it does not know.
+                    EnforcementAction::Unrecognized => continue,
                 };
                 list.push(v.display_message());
             }

@@ -86,7 +86,8 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
         if is_blank(chunk.text) {
             continue;
         }
-        let value: Option<Value> = serde_saphyr::from_str(chunk.text).map_err(|err| {
+        let value: Option<Value> = serde_saphyr::from_str_with_options(chunk.text, yaml_options())
+            .map_err(|err| {
             let (line, column) = err
                 .location()
                 .map(|loc| (loc.line() as usize, loc.column() as usize))
@@ -112,6 +113,15 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
         }
     }
     Ok(out)
+}
+
+/// YAML as Kubernetes tools read it for objects: `true`/`false` are booleans, while `y`, `n`,
+/// `yes`, `on` … stay strings (gator keeps `labels: {b: y}` a string; a YAML 1.1 reader would
+/// turn a quoted-looking plain `yes` into `true` and change what templates see).
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+    }
 }
 
 /// JSON streams (one or more concatenated values) are parsed by the JSON parser: YAML rejects
@@ -227,6 +237,15 @@ mod tests {
         let docs = parse_stream("f.json", "{\n\t\"a\": 1\n}\n{\"b\": 2}").unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].value["b"], 2);
+    }
+
+    #[test]
+    fn only_true_and_false_are_booleans() {
+        let docs = parse_stream("f.yaml", "a: y\nb: yes\nc: true\nd: on\n").unwrap();
+        assert_eq!(docs[0].value["a"], "y");
+        assert_eq!(docs[0].value["b"], "yes");
+        assert_eq!(docs[0].value["c"], true);
+        assert_eq!(docs[0].value["d"], "on");
     }
 
     #[test]

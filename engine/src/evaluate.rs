@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::expand::{self, ExpandError};
 use crate::gatekeeper::{EnforcementAction, object_name};
-use crate::matching::{self, MatchError};
+use crate::matching;
 use crate::policy_set::{CompiledConstraint, PolicySet};
 use crate::review::{Review, Source};
 
@@ -63,14 +63,6 @@ impl Violation {
 /// A review that could not be completed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewFailure {
-    /// A constraint's match could not be decided.
-    #[error("matching constraint {constraint}: {error}")]
-    Match {
-        /// Constraint name.
-        constraint: String,
-        /// Why.
-        error: MatchError,
-    },
     /// The object could not be expanded.
     #[error("expanding resource {name}: {error}")]
     Expand {
@@ -81,14 +73,24 @@ pub enum ReviewFailure {
     },
 }
 
+/// Everything a review produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Results, in constraint order, expanded objects after their parent.
+    pub violations: Vec<Violation>,
+    /// `print()` output of the templates, in evaluation order.
+    pub prints: Vec<String>,
+}
+
 /// Reviews a request against every constraint of the set, then every expanded object.
 pub fn review(
     set: &PolicySet,
     review: &Review,
     ctx: &Context<'_>,
-) -> Result<Vec<Violation>, ReviewFailure> {
+) -> Result<Outcome, ReviewFailure> {
     let review = attach_namespace(review.clone(), ctx);
-    let mut out = evaluate_constraints(set, &review, ctx)?;
+    let mut outcome = Outcome::default();
+    evaluate_constraints(set, &review, ctx, &mut outcome);
     if ctx.expand
         && !set.expansions().is_empty()
         && let Some(object) = review.object()
@@ -107,17 +109,20 @@ pub fn review(
                 .enforcement_action
                 .as_deref()
                 .and_then(EnforcementAction::parse);
-            for mut v in evaluate_constraints(set, &child, ctx)? {
+            let mut child_outcome = Outcome::default();
+            evaluate_constraints(set, &child, ctx, &mut child_outcome);
+            for mut v in child_outcome.violations {
                 v.msg = format!("[Implied by {}] {}", r.template_name, v.msg);
                 if let Some(action) = override_action {
                     v.actions = vec![action];
                 }
                 v.implied_by = Some(r.template_name.clone());
-                out.push(v);
+                outcome.violations.push(v);
             }
+            outcome.prints.extend(child_outcome.prints);
         }
     }
-    Ok(out)
+    Ok(outcome)
 }
 
 fn attach_namespace(review: Review, ctx: &Context<'_>) -> Review {
@@ -131,24 +136,34 @@ fn attach_namespace(review: Review, ctx: &Context<'_>) -> Review {
     review.with_namespace(ns)
 }
 
-fn evaluate_constraints(
-    set: &PolicySet,
-    review: &Review,
-    ctx: &Context<'_>,
-) -> Result<Vec<Violation>, ReviewFailure> {
-    let mut out = Vec::new();
+fn evaluate_constraints(set: &PolicySet, review: &Review, ctx: &Context<'_>, outcome: &mut Outcome) {
     let mut review_value: Option<RegoValue> = None;
     for c in set.constraints() {
         let actions = c.constraint.actions_at(ctx.enforcement_point);
         if actions.is_empty() {
             continue;
         }
-        let matched = matching::review_matches(&c.constraint.matcher, review).map_err(|error| {
-            ReviewFailure::Match {
-                constraint: c.constraint.name.clone(),
-                error,
+        let matched = match matching::review_matches(&c.constraint.matcher, review) {
+            Ok(m) => m,
+            // The constraint framework reports a match failure as that constraint's result.
+            Err(error) => {
+                let name = review
+                    .object()
+                    .or(review.old_object())
+                    .map(object_name)
+                    .unwrap_or("");
+                outcome.violations.push(Violation {
+                    constraint: Arc::clone(c),
+                    msg: format!(
+                        "unable to match constraints: error matching the requested object: {name} :failed to run Match criteria: {error}"
+                    ),
+                    details: Value::Object(Default::default()),
+                    actions: actions.clone(),
+                    implied_by: None,
+                });
+                continue;
             }
-        })?;
+        };
         if !matched {
             continue;
         }
@@ -163,13 +178,15 @@ fn evaluate_constraints(
             map.insert(RegoValue::from("review"), review_value);
             map.insert(RegoValue::from("parameters"), c.parameters.clone());
         }
-        let results = match template.evaluate(input, ctx.inventory) {
+        let evaluation = template.evaluate(input, ctx.inventory);
+        outcome.prints.extend(evaluation.prints);
+        let results = match evaluation.result {
             Ok(value) => parse_results(&value),
             // Gatekeeper's driver turns an evaluation error into one result per constraint.
-            Err(e) => vec![(e.to_string(), Value::Object(Default::default()))],
+            Err(e) => vec![(e, Value::Object(Default::default()))],
         };
         for (msg, details) in results {
-            out.push(Violation {
+            outcome.violations.push(Violation {
                 constraint: Arc::clone(c),
                 msg,
                 details,
@@ -178,7 +195,6 @@ fn evaluate_constraints(
             });
         }
     }
-    Ok(out)
 }
 
 /// The hook's projection: each result needs `msg`; `details` defaults to `{}`; results equal in

@@ -50,9 +50,23 @@ fn subject(doc: &Document, default_kind: &str) -> Box<Subject> {
     })
 }
 
+/// How strictly a set is built.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Accept enforcement actions Gatekeeper does not know (gator does; the webhook would have
+    /// refused such a constraint at creation).
+    pub accept_unknown_actions: bool,
+}
+
 impl PolicySet {
-    /// Compiles all sources. Fails with every error found, so an author sees them all at once.
+    /// Compiles all sources for enforcement. Fails with every error found, so an author sees
+    /// them all at once.
     pub fn build(sources: &Sources) -> Result<PolicySet, PolicyErrors> {
+        Self::build_with(sources, BuildOptions::default())
+    }
+
+    /// Compiles all sources with explicit options.
+    pub fn build_with(sources: &Sources, options: BuildOptions) -> Result<PolicySet, PolicyErrors> {
         let mut errors = Vec::new();
         let mut set = PolicySet::default();
         let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
@@ -76,6 +90,14 @@ impl PolicySet {
         let mut seen: BTreeMap<(String, String), Origin> = BTreeMap::new();
         for doc in &sources.constraints {
             match set.compile_constraint(doc) {
+                Ok(c) if !options.accept_unknown_actions
+                    && let Some(error) = c.constraint.unrecognized_action() =>
+                {
+                    errors.push(PolicyError::Invalid {
+                        subject: subject(doc, ""),
+                        error,
+                    });
+                }
                 Ok(c) => {
                     let key = (c.constraint.kind.clone(), c.constraint.name.clone());
                     if let Some(first) = seen.get(&key) {

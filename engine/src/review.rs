@@ -69,6 +69,7 @@ impl Review {
         request.insert("object".into(), object);
         request.insert("oldObject".into(), Value::Null);
         request.insert("options".into(), Value::Null);
+        request.insert("namespaceObject".into(), json!({}));
         Review {
             request: Value::Object(request),
             namespace: None,
@@ -76,12 +77,14 @@ impl Review {
         }
     }
 
-    /// The review of an AdmissionRequest, used as given except that a DELETE sees `object` =
-    /// `oldObject` (Gatekeeper's `setObjectOnDelete`).
+    /// The review of an AdmissionRequest, in the JSON shape Go's `admissionv1.AdmissionRequest`
+    /// marshals to (required fields present, empty optional ones absent), except that a DELETE
+    /// sees `object` = `oldObject` (Gatekeeper's `setObjectOnDelete`).
     pub fn of_request(request: Value) -> Result<Review, ReviewError> {
         let Value::Object(mut request) = request else {
             return Err(ReviewError::NotAnObject);
         };
+        normalize_request(&mut request);
         let present = |k: &str, r: &Map<String, Value>| r.get(k).is_some_and(|v| !v.is_null());
         if !present("object", &request) && !present("oldObject", &request) {
             return Err(ReviewError::NoObject);
@@ -101,12 +104,13 @@ impl Review {
         })
     }
 
-    /// Attaches the Namespace object, exposed to templates as `input.review.namespaceObject`.
+    /// Attaches the Namespace object, exposed to templates as `input.review.namespaceObject`
+    /// (`{}` when it is not known, as gator gives it).
     pub fn with_namespace(mut self, namespace: Option<Value>) -> Review {
         if let Value::Object(r) = &mut self.request {
             r.insert(
                 "namespaceObject".into(),
-                namespace.clone().unwrap_or(Value::Null),
+                namespace.clone().unwrap_or_else(|| json!({})),
             );
         }
         self.namespace = namespace;
@@ -132,6 +136,46 @@ impl Review {
                 .or(self.old_object())
                 .map(object_namespace)
                 .unwrap_or(""),
+        }
+    }
+}
+
+/// Fills the fields Go always marshals and drops the `omitempty` ones that are empty.
+fn normalize_request(request: &mut Map<String, Value>) {
+    let default_struct = |keys: &[&str]| {
+        Value::Object(keys.iter().map(|k| (k.to_string(), json!(""))).collect())
+    };
+    for (field, keys) in [
+        ("kind", &["group", "version", "kind"][..]),
+        ("resource", &["group", "version", "resource"][..]),
+    ] {
+        let entry = request
+            .entry(field)
+            .or_insert_with(|| default_struct(keys));
+        if let Value::Object(m) = entry {
+            for k in keys {
+                m.entry(k.to_string()).or_insert_with(|| json!(""));
+            }
+        }
+    }
+    for (field, default) in [
+        ("uid", json!("")),
+        ("operation", json!("")),
+        ("userInfo", json!({})),
+        ("object", Value::Null),
+        ("oldObject", Value::Null),
+        ("options", Value::Null),
+    ] {
+        request.entry(field).or_insert(default);
+    }
+    for field in ["name", "namespace", "subResource", "requestSubResource"] {
+        if request.get(field).is_some_and(|v| v.as_str() == Some("") || v.is_null()) {
+            request.remove(field);
+        }
+    }
+    for field in ["requestKind", "requestResource", "dryRun"] {
+        if request.get(field).is_some_and(Value::is_null) {
+            request.remove(field);
         }
     }
 }

@@ -17,6 +17,9 @@ pub enum EnforcementAction {
     Warn,
     /// Record only.
     Dryrun,
+    /// An action Gatekeeper does not know. gator still reports the results; the webhook skips
+    /// them. Policy sets built for enforcement reject constraints that use one.
+    Unrecognized,
 }
 
 impl EnforcementAction {
@@ -36,6 +39,7 @@ impl EnforcementAction {
             Self::Deny => "deny",
             Self::Warn => "warn",
             Self::Dryrun => "dryrun",
+            Self::Unrecognized => "unrecognized",
         }
     }
 }
@@ -93,26 +97,13 @@ impl Constraint {
             .filter(|s| !s.is_empty())
             .unwrap_or("deny")
             .to_string();
-        if enforcement_action != "scoped" && EnforcementAction::parse(&enforcement_action).is_none()
-        {
-            return Err(FieldError::new(
-                "spec.enforcementAction",
-                format!(
-                    "invalid enforcementAction {enforcement_action:?}: expected deny, dryrun, warn or scoped"
-                ),
-            ));
-        }
         let mut scoped_actions = Vec::new();
         for (i, entry) in spec.array("scopedEnforcementActions")?.iter().enumerate() {
             let path = format!("spec.scopedEnforcementActions[{i}]");
             let entry = Fields::new(Some(entry), path.clone())?;
             let action_name = entry.req_str("action")?;
-            let action = EnforcementAction::parse(action_name).ok_or_else(|| {
-                FieldError::new(
-                    format!("{path}.action"),
-                    format!("invalid action {action_name:?}: expected deny, dryrun or warn"),
-                )
-            })?;
+            let action =
+                EnforcementAction::parse(action_name).unwrap_or(EnforcementAction::Unrecognized);
             let mut enforcement_points = Vec::new();
             for (j, point) in entry.array("enforcementPoints")?.iter().enumerate() {
                 let point = Fields::new(Some(point), format!("{path}.enforcementPoints[{j}]"))?;
@@ -140,11 +131,39 @@ impl Constraint {
         })
     }
 
+    /// The first enforcement action Gatekeeper's admission webhook would refuse, as a field
+    /// error (`spec.enforcementAction` or `spec.scopedEnforcementActions[i].action`).
+    pub fn unrecognized_action(&self) -> Option<FieldError> {
+        if self.enforcement_action != "scoped"
+            && EnforcementAction::parse(&self.enforcement_action).is_none()
+        {
+            return Some(FieldError::new(
+                "spec.enforcementAction",
+                format!(
+                    "invalid enforcementAction {:?}: expected deny, dryrun, warn or scoped",
+                    self.enforcement_action
+                ),
+            ));
+        }
+        self.scoped_actions
+            .iter()
+            .position(|s| s.action == EnforcementAction::Unrecognized)
+            .map(|i| {
+                FieldError::new(
+                    format!("spec.scopedEnforcementActions[{i}].action"),
+                    "invalid action: expected deny, dryrun or warn",
+                )
+            })
+    }
+
     /// The actions this constraint takes at an enforcement point (empty: not enforced there).
     /// Non-scoped actions apply everywhere, as in Gatekeeper.
     pub fn actions_at(&self, enforcement_point: &str) -> Vec<EnforcementAction> {
-        if let Some(action) = EnforcementAction::parse(&self.enforcement_action) {
-            return vec![action];
+        if self.enforcement_action != "scoped" {
+            return vec![
+                EnforcementAction::parse(&self.enforcement_action)
+                    .unwrap_or(EnforcementAction::Unrecognized),
+            ];
         }
         let mut out: Vec<EnforcementAction> = self
             .scoped_actions
@@ -187,11 +206,12 @@ mod tests {
     }
 
     #[test]
-    fn unknown_enforcement_action_is_rejected_with_its_field() {
-        let err = Constraint::from_value(&json!({
+    fn unknown_enforcement_action_is_read_but_reported() {
+        let c = Constraint::from_value(&json!({
             "kind": "K", "metadata": {"name": "c"}, "spec": {"enforcementAction": "block"}
         }))
-        .unwrap_err();
-        assert_eq!(err.field, "spec.enforcementAction");
+        .unwrap();
+        assert_eq!(c.unrecognized_action().unwrap().field, "spec.enforcementAction");
+        assert_eq!(c.actions_at("x"), vec![EnforcementAction::Unrecognized]);
     }
 }

@@ -68,6 +68,12 @@ fn print_case(
             return;
         }
         let _ = writeln!(out, "    === RUN   {}", case.name);
+        if !case.prints.is_empty() {
+            out.push_str("        === PRINT ===\n");
+            for line in case.prints.join("\n").trim_end_matches('\n').split('\n') {
+                let _ = writeln!(out, "        {line}");
+            }
+        }
     }
     if let Some(e) = &case.error {
         let _ = writeln!(

@@ -14,7 +14,7 @@ use crate::evaluate::{self, Context, enforcement_point};
 use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test, split_api_version};
 use crate::harness::inventory::Inventory;
 use crate::load::Sources;
-use crate::policy_set::PolicySet;
+use crate::policy_set::{BuildOptions, PolicySet};
 use crate::review::{Review, Source};
 
 /// Result of one case.
@@ -35,6 +35,8 @@ pub struct CaseResult {
     pub failed_assertion: Option<FailedAssertion>,
     /// Suite file and line of the case, when known.
     pub location: Option<String>,
+    /// `print()` output of the templates.
+    pub prints: Vec<String>,
 }
 
 /// What a failing assertion expected.
@@ -163,7 +165,8 @@ pub fn discover(argument: &str) -> Result<Vec<SuiteFile>, VerifyError> {
     } else {
         collect(target, recursive, &mut files)?;
     }
-    files.sort();
+    // gator sorts by the path string ("skip-suite/" before "skip/"), not by components.
+    files.sort_by_key(|p| p.to_string_lossy().to_string());
     let mut out = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -346,7 +349,10 @@ fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
         let expansions = read_docs(dir, &t.expansion).map_err(|e| (e, false))?;
         sources.expansions.extend(expansions);
     }
-    PolicySet::build(&sources).map_err(|errors| {
+    let options = BuildOptions {
+        accept_unknown_actions: true,
+    };
+    PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());
         let prefix = if sources.templates.is_empty() {
             "adding template"
@@ -390,6 +396,7 @@ fn run_test(dir: &Path, suite_file: &Path, t: &Test, filter: &Filter) -> TestRes
                             messages: Vec::new(),
                             failed_assertion: None,
                             location: None,
+                            prints: Vec::new(),
                         }
                     } else {
                         run_case(dir, suite_file, &set, t, c)
@@ -419,10 +426,12 @@ fn run_case(dir: &Path, suite_file: &Path, set: &PolicySet, t: &Test, c: &Case) 
         messages: Vec::new(),
         failed_assertion: None,
         location,
+        prints: Vec::new(),
     };
     match review_case(dir, set, t, c) {
         Err(e) => result.error = Some(e),
-        Ok(messages) => {
+        Ok((messages, prints)) => {
+            result.prints = prints;
             for a in &c.assertions {
                 if let Err((error, failed)) = check_assertion(a, &messages) {
                     result.error = Some(error);
@@ -437,8 +446,13 @@ fn run_case(dir: &Path, suite_file: &Path, set: &PolicySet, t: &Test, c: &Case) 
     result
 }
 
-/// Reviews the case's object and returns every violation message.
-fn review_case(dir: &Path, set: &PolicySet, t: &Test, c: &Case) -> Result<Vec<String>, String> {
+/// Reviews the case's object and returns every violation message and the print() output.
+fn review_case(
+    dir: &Path,
+    set: &PolicySet,
+    t: &Test,
+    c: &Case,
+) -> Result<(Vec<String>, Vec<String>), String> {
     if c.object.is_empty() {
         return Err("invalid Case: must define object".into());
     }
@@ -494,8 +508,9 @@ fn review_case(dir: &Path, set: &PolicySet, t: &Test, c: &Case) -> Result<Vec<St
         namespaces: Some(inventory.namespaces()),
         expand: !t.expansion.is_empty() && !is_admission_review,
     };
-    let violations = evaluate::review(set, &review, &ctx).map_err(|e| e.to_string())?;
-    Ok(violations.into_iter().map(|v| v.msg).collect())
+    let outcome = evaluate::review(set, &review, &ctx).map_err(|e| e.to_string())?;
+    let messages = outcome.violations.into_iter().map(|v| v.msg).collect();
+    Ok((messages, outcome.prints))
 }
 
 /// gator's `Assertion.Run`, with its error texts.

@@ -252,37 +252,72 @@ fn into_ref(node: Node) -> Node {
     }
 }
 
+/// What to evaluate before a `not` so it fails where OPA's hoisted assignment would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Assign the term to a fresh variable (fails when the term is undefined).
+    Assign(usize, usize),
+    /// The term must be a number (arithmetic on anything else is undefined in OPA, an error in
+    /// regorus).
+    Number(usize, usize),
+    /// The term must be a set (`&`, `|`).
+    Set(usize, usize),
+}
+
+const ARITHMETIC: [&str; 7] = ["+", "-", "*", "/", "%", "&", "|"];
+
 /// Operands of calls: everything that is not a literal is evaluated before the `not`.
-fn guard_argument(term: &Term, out: &mut Vec<(usize, usize)>) {
+fn guard_argument(term: &Term, out: &mut Vec<Guard>) {
     match &term.node {
         Node::Literal | Node::Opaque => {}
         Node::Var(v) if v == "_" => {}
         Node::Composite(items) => items.iter().for_each(|i| guard_argument(i, out)),
-        _ => out.push(term.span),
+        Node::Binary { op, lhs, rhs } if ARITHMETIC.contains(&op.as_str()) => {
+            guard_arithmetic(op, lhs, rhs, out);
+        }
+        _ => out.push(Guard::Assign(term.span.0, term.span.1)),
+    }
+}
+
+/// `a + b` is `plus(a, b)`: its operands are hoisted, and they must have the operator's type.
+fn guard_arithmetic(op: &str, lhs: &Term, rhs: &Term, out: &mut Vec<Guard>) {
+    guard_argument(lhs, out);
+    guard_argument(rhs, out);
+    let literal_number = |t: &Term| matches!(t.node, Node::Literal);
+    for (side, other) in [(lhs, rhs), (rhs, lhs)] {
+        if matches!(side.node, Node::Literal | Node::Opaque | Node::Composite(_)) {
+            continue;
+        }
+        let (a, b) = side.span;
+        match op {
+            "+" | "*" | "/" | "%" => out.push(Guard::Number(a, b)),
+            "-" if literal_number(other) => out.push(Guard::Number(a, b)),
+            "&" | "|" => out.push(Guard::Set(a, b)),
+            _ => {}
+        }
     }
 }
 
 /// Operands of `==`/`=` and bare terms: a ref stays (undefined makes the expression
 /// undefined), but calls and the dynamic parts of refs are hoisted.
-fn guard_term(term: &Term, out: &mut Vec<(usize, usize)>) {
+fn guard_term(term: &Term, out: &mut Vec<Guard>) {
     match &term.node {
         Node::Literal | Node::Opaque | Node::Var(_) => {}
         Node::Ref { dynamic } => dynamic.iter().for_each(|d| guard_index(d, out)),
-        Node::Call { .. } | Node::Binary { .. } => out.push(term.span),
+        Node::Call { .. } | Node::Binary { .. } => guard_argument(term, out),
         Node::Composite(items) => items.iter().for_each(|i| guard_argument(i, out)),
     }
 }
 
-fn guard_index(term: &Term, out: &mut Vec<(usize, usize)>) {
+fn guard_index(term: &Term, out: &mut Vec<Guard>) {
     match &term.node {
-        Node::Call { .. } | Node::Binary { .. } | Node::Ref { .. } => out.push(term.span),
+        Node::Call { .. } | Node::Binary { .. } | Node::Ref { .. } => guard_argument(term, out),
         _ => {}
     }
 }
 
-/// Byte spans (in `src`) of the terms to hoist from the negated expression in `toks`.
-/// Unparseable expressions are left alone.
-pub fn hoisted_terms(src: &str, toks: &[Token]) -> Vec<(usize, usize)> {
+/// The guards for the negated expression in `toks`. Unparseable expressions get none.
+pub fn hoisted_terms(src: &str, toks: &[Token]) -> Vec<Guard> {
     let mut p = Parser { src, toks, pos: 0 };
     let Some(term) = p.expr(0) else {
         return Vec::new();

@@ -1,7 +1,7 @@
 //! Lexical checks and rewrites of template Rego.
 
 use super::lexer::{Kind, Token, line_col, tokenize};
-use super::negation;
+use super::negation::{self, Guard};
 
 /// A reference Gatekeeper does not allow in a template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -257,14 +257,25 @@ fn negation_inserts(src: &str, tokens: &[Token]) -> Vec<(usize, String)> {
         if has_with || expr.is_empty() {
             continue;
         }
-        for (start, end) in negation::hoisted_terms(src, &expr) {
+        for guard in negation::hoisted_terms(src, &expr) {
+            let (start, end, form) = match guard {
+                Guard::Assign(a, b) => (a, b, None),
+                Guard::Number(a, b) => (a, b, Some("is_number")),
+                Guard::Set(a, b) => (a, b, Some("is_set")),
+            };
             let term = &src[start..end];
             if term.contains('`') {
                 continue;
             }
             let term = term.replace(['\n', '\r'], " ");
-            out.push((t.start, format!("__tollgate_hoist{counter}__ := {term}; ")));
-            counter += 1;
+            let text = match form {
+                None => {
+                    counter += 1;
+                    format!("__tollgate_hoist{}__ := {term}; ", counter - 1)
+                }
+                Some(check) => format!("{check}({term}); "),
+            };
+            out.push((t.start, text));
         }
     }
     out
@@ -381,6 +392,10 @@ mod negation_tests {
             "__tollgate_hoist0__ := count(input.x);"
         );
         assert_eq!(
+            guards("not input.x + 1 > 0"),
+            "__tollgate_hoist0__ := input.x; is_number(input.x);"
+        );
+        assert_eq!(
             guards("not f([input.x])"),
             "__tollgate_hoist0__ := input.x;"
         );
@@ -410,5 +425,13 @@ mod negation_tests {
         );
         assert_eq!(guards("not f(1, \"a\", true)"), "");
         assert_eq!(guards("not f(x) with input as {}"), "");
+    }
+}
+#[cfg(test)]
+mod debug_tmp {
+    #[test]
+    fn show() {
+        let src = std::fs::read_to_string("/tmp/chain.rego").unwrap_or_default();
+        println!("{}", super::normalize(&src, false));
     }
 }

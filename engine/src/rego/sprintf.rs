@@ -13,7 +13,6 @@ use regorus::Value;
 /// A Go value as OPA hands it to `fmt.Sprintf`.
 enum Arg {
     Int(i128),
-    BigInt(String),
     Float(f64),
     Str(String),
 }
@@ -21,16 +20,16 @@ enum Arg {
 impl Arg {
     fn from_value(v: &Value) -> Arg {
         match v {
-            Value::Number(n) => {
-                if n.is_integer() {
-                    match n.as_i64() {
-                        Some(i) => Arg::Int(i128::from(i)),
-                        None => Arg::BigInt(n.format_decimal()),
-                    }
-                } else {
-                    Arg::Float(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
+            // OPA passes numbers that fit an int64 as int and everything else as float64 (gator
+            // prints 12345678901234567890 as 1.2345678901234567e+19).
+            Value::Number(n) => match n.as_i64().filter(|_| n.is_integer()) {
+                Some(i) => Arg::Int(i128::from(i)),
+                None => Arg::Float(
+                    n.as_f64()
+                        .or_else(|| n.format_decimal().parse().ok())
+                        .unwrap_or(f64::NAN),
+                ),
+            },
             Value::String(s) => Arg::Str(s.to_string()),
             other => Arg::Str(rego_text(other)),
         }
@@ -39,7 +38,6 @@ impl Arg {
     fn type_name(&self) -> &'static str {
         match self {
             Arg::Int(_) => "int",
-            Arg::BigInt(_) => "*big.Int",
             Arg::Float(_) => "float64",
             Arg::Str(_) => "string",
         }
@@ -49,7 +47,6 @@ impl Arg {
     fn plain(&self) -> String {
         match self {
             Arg::Int(i) => i.to_string(),
-            Arg::BigInt(s) => s.clone(),
             Arg::Float(f) => format_g(*f, None),
             Arg::Str(s) => s.clone(),
         }
@@ -137,6 +134,7 @@ pub fn go_sprintf(format: &str, args: &[Value]) -> String {
     let args: Vec<Arg> = args.iter().map(Arg::from_value).collect();
     let mut out = String::with_capacity(format.len() + 16);
     let mut next = 0usize;
+    let mut reordered = false;
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -155,15 +153,39 @@ pub fn go_sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
+        let mut bad_index = false;
+        let mut explicit = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+                            next: &mut usize| {
+            if chars.peek() != Some(&'[') {
+                return;
+            }
+            chars.next();
+            let n = read_number(chars);
+            if chars.next() != Some(']') {
+                bad_index = true;
+                return;
+            }
+            reordered = true;
+            match n {
+                Some(n) if n >= 1 && n <= args.len() => *next = n - 1,
+                _ => bad_index = true,
+            }
+        };
+        explicit(&mut chars, &mut next);
         spec.width = read_number(&mut chars);
         if chars.peek() == Some(&'.') {
             chars.next();
             spec.precision = Some(read_number(&mut chars).unwrap_or(0));
         }
+        explicit(&mut chars, &mut next);
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
             break;
         };
+        if bad_index {
+            let _ = write!(out, "%!{verb}(BADINDEX)");
+            continue;
+        }
         if verb == '%' {
             out.push('%');
             continue;
@@ -183,10 +205,10 @@ pub fn go_sprintf(format: &str, args: &[Value]) -> String {
         out.push_str(&pad(
             body,
             &spec,
-            matches!(arg, Arg::Int(_) | Arg::BigInt(_) | Arg::Float(_)),
+            matches!(arg, Arg::Int(_) | Arg::Float(_)),
         ));
     }
-    if next < args.len() {
+    if !reordered && next < args.len() {
         out.push_str("%!(EXTRA ");
         let extras: Vec<String> = args[next..]
             .iter()
@@ -252,11 +274,6 @@ fn format_arg(arg: &Arg, verb: char, spec: &Spec) -> Option<String> {
             _ => None,
         },
         Arg::Int(i) => format_int(*i, verb, spec),
-        Arg::BigInt(s) => match verb {
-            'v' | 'd' => Some(s.clone()),
-            'T' => Some("*big.Int".to_string()),
-            _ => None,
-        },
         Arg::Float(f) => format_float(*f, verb, spec),
     }
 }
@@ -399,6 +416,12 @@ mod tests {
         assert_eq!(go_sprintf("%d", &[s("x")]), "%!d(string=x)");
         assert_eq!(go_sprintf("100%%", &[]), "100%");
         assert_eq!(go_sprintf("%", &[]), "%!(NOVERB)");
+    }
+
+    #[test]
+    fn explicit_argument_indexes() {
+        assert_eq!(go_sprintf("%[2]v %[1]v", &[s("a"), Value::from(42)]), "42 a");
+        assert_eq!(go_sprintf("%[3]v", &[s("a")]), "%!v(BADINDEX)");
     }
 
     #[test]

@@ -96,9 +96,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut human = String::new();
     for doc in &inputs.objects {
         let review = Review::of_object(doc.value.clone(), Source::Original);
-        let violations = tollgate_engine::evaluate::review(&set, &review, &ctx)
+        let outcome = tollgate_engine::evaluate::review(&set, &review, &ctx)
             .with_context(|| format!("{}: reviewing {}", doc.origin, describe(&doc.value)))?;
-        let decision = Decision::from_violations(violations);
+        for line in &outcome.prints {
+            eprintln!("{line}");
+        }
+        let decision = Decision::from_violations(outcome.violations);
         denied |= !decision.allowed;
         for v in &decision.violations {
             let actions: Vec<&str> = v.actions.iter().map(|a| a.as_str()).collect();
