@@ -194,13 +194,16 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
+/// The parser's message without its own (document-relative) location prefix.
 fn first_line_of(message: &str) -> String {
-    message
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    let line = message.lines().next().unwrap_or_default().trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.split_once(": ") {
+        Some((loc, rest)) if loc.starts_with("line ") && loc.contains(" column ") => {
+            rest.to_string()
+        }
+        _ => line.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,12 @@ pub enum MatchError {
     /// Neither `object` nor `oldObject` is set.
     #[error("neither object nor old object are defined")]
     NoObject,
+    /// The object has no `kind`, so it is not a Kubernetes object.
+    #[error("Object 'Kind' is missing")]
+    NoKind,
+    /// `match.source` is `Original` or `Generated` but the object's source is not known.
+    #[error("source field not specified for resource {0}")]
+    SourceNotSpecified(String),
 }
 
 /// What one object is matched against.
@@ -23,8 +29,9 @@ pub struct Matchable<'a> {
     pub object: &'a Value,
     /// Its Namespace object, when known.
     pub namespace: Option<&'a Value>,
-    /// Original or generated.
-    pub source: Source,
+    /// Original or generated; `None` only when a caller cannot say (then `match.source` other
+    /// than `All` is an error, as in Gatekeeper).
+    pub source: Option<Source>,
 }
 
 /// Gatekeeper's wildcard: `x*` prefix, `*x` suffix, `*x*` contains, otherwise exact.
@@ -138,12 +145,15 @@ pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
             return Ok(false);
         }
     }
-    let source = match m.source.as_deref() {
-        Some("Original") => target.source == Source::Original,
-        Some("Generated") => target.source == Source::Generated,
-        _ => true,
+    let wanted = match m.source.as_deref() {
+        Some("Original") => Source::Original,
+        Some("Generated") => Source::Generated,
+        _ => return Ok(true),
     };
-    Ok(source)
+    match target.source {
+        Some(source) => Ok(source == wanted),
+        None => Err(MatchError::SourceNotSpecified(object_name(obj).to_string())),
+    }
 }
 
 /// A review matches when its `object` or its `oldObject` matches (Gatekeeper's `matchAny`).
@@ -156,10 +166,13 @@ pub fn review_matches(m: &Match, review: &Review) -> Result<bool, MatchError> {
         return Err(MatchError::NoObject);
     }
     for object in objects {
+        if object.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(MatchError::NoKind);
+        }
         let target = Matchable {
             object,
             namespace: review.namespace.as_ref(),
-            source: review.source,
+            source: Some(review.source),
         };
         if matches(m, &target)? {
             return Ok(true);
