@@ -234,7 +234,10 @@ pub fn opa_error_text(message: &str, rego: &str) -> String {
         .is_some_and(|head| head.contains('[') && !head.trim_start().starts_with("violation"));
     let mapped = if error.contains("functions must not produce multiple outputs") {
         // regorus points at the call; OPA at the definition that produced the second output.
-        if let Some(def) = line.zip(column).and_then(|(l, c)| last_definition(rego, l, c)) {
+        if let Some(def) = line
+            .zip(column)
+            .and_then(|(l, c)| last_definition(rego, l, c))
+        {
             line = Some(def);
         }
         "eval_conflict_error: functions must not produce multiple outputs for same inputs"

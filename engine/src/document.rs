@@ -88,18 +88,18 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
         }
         let value: Option<Value> = serde_saphyr::from_str_with_options(chunk.text, yaml_options())
             .map_err(|err| {
-            let (line, column) = err
-                .location()
-                .map(|loc| (loc.line() as usize, loc.column() as usize))
-                .unwrap_or((1, 1));
-            DocumentError::Syntax {
-                file: file.to_string(),
-                document,
-                line: chunk.first_line + line.saturating_sub(1),
-                column,
-                message: first_line_of(&err.to_string()),
-            }
-        })?;
+                let (line, column) = err
+                    .location()
+                    .map(|loc| (loc.line() as usize, loc.column() as usize))
+                    .unwrap_or((1, 1));
+                DocumentError::Syntax {
+                    file: file.to_string(),
+                    document,
+                    line: chunk.first_line + line.saturating_sub(1),
+                    column,
+                    message: first_line_of(&err.to_string()),
+                }
+            })?;
         match value {
             None | Some(Value::Null) => continue,
             Some(value) => out.push(Document {

@@ -136,7 +136,12 @@ fn attach_namespace(review: Review, ctx: &Context<'_>) -> Review {
     review.with_namespace(ns)
 }
 
-fn evaluate_constraints(set: &PolicySet, review: &Review, ctx: &Context<'_>, outcome: &mut Outcome) {
+fn evaluate_constraints(
+    set: &PolicySet,
+    review: &Review,
+    ctx: &Context<'_>,
+    outcome: &mut Outcome,
+) {
     let mut review_value: Option<RegoValue> = None;
     for c in set.constraints() {
         let actions = c.constraint.actions_at(ctx.enforcement_point);

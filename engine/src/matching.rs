@@ -166,7 +166,11 @@ pub fn review_matches(m: &Match, review: &Review) -> Result<bool, MatchError> {
         return Err(MatchError::NoObject);
     }
     for object in objects {
-        if object.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if object
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             return Err(MatchError::NoKind);
         }
         let target = Matchable {

@@ -90,8 +90,9 @@ impl PolicySet {
         let mut seen: BTreeMap<(String, String), Origin> = BTreeMap::new();
         for doc in &sources.constraints {
             match set.compile_constraint(doc) {
-                Ok(c) if !options.accept_unknown_actions
-                    && let Some(error) = c.constraint.unrecognized_action() =>
+                Ok(c)
+                    if !options.accept_unknown_actions
+                        && let Some(error) = c.constraint.unrecognized_action() =>
                 {
                     errors.push(PolicyError::Invalid {
                         subject: subject(doc, ""),

@@ -142,16 +142,13 @@ impl Review {
 
 /// Fills the fields Go always marshals and drops the `omitempty` ones that are empty.
 fn normalize_request(request: &mut Map<String, Value>) {
-    let default_struct = |keys: &[&str]| {
-        Value::Object(keys.iter().map(|k| (k.to_string(), json!(""))).collect())
-    };
+    let default_struct =
+        |keys: &[&str]| Value::Object(keys.iter().map(|k| (k.to_string(), json!(""))).collect());
     for (field, keys) in [
         ("kind", &["group", "version", "kind"][..]),
         ("resource", &["group", "version", "resource"][..]),
     ] {
-        let entry = request
-            .entry(field)
-            .or_insert_with(|| default_struct(keys));
+        let entry = request.entry(field).or_insert_with(|| default_struct(keys));
         if let Value::Object(m) = entry {
             for k in keys {
                 m.entry(k.to_string()).or_insert_with(|| json!(""));
@@ -169,7 +166,10 @@ fn normalize_request(request: &mut Map<String, Value>) {
         request.entry(field).or_insert(default);
     }
     for field in ["name", "namespace", "subResource", "requestSubResource"] {
-        if request.get(field).is_some_and(|v| v.as_str() == Some("") || v.is_null()) {
+        if request
+            .get(field)
+            .is_some_and(|v| v.as_str() == Some("") || v.is_null())
+        {
             request.remove(field);
         }
     }

@@ -1,6 +1,6 @@
 //! Fixture-driven load and compile errors: each file in `fixtures/load/` says in `# expect-error:`
 //! lines what the error must contain (or `# expect: ok`; JSON files must load).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by unwrapping
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::path::Path;
 
@@ -14,7 +14,11 @@ fn every_load_fixture_gives_its_expected_outcome() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "expected the load fixtures, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the load fixtures, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();

@@ -1,6 +1,6 @@
 //! Every row of Gatekeeper v3.23.0's match tests (ported as data in `fixtures/match/`), run
 //! through tollgate's public matching API. One test per fixture file.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by unwrapping
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +12,9 @@ use tollgate_engine::matching::{self, Matchable};
 use tollgate_engine::review::{Review, Source};
 
 fn rows(file: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/match").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/match")
+        .join(file);
     let docs = document::read_file(&path).unwrap();
     let rows = docs[0].value.as_array().unwrap().clone();
     assert!(!rows.is_empty(), "{file} has no rows");
@@ -30,7 +32,10 @@ fn source(row: &Value) -> Option<Source> {
 /// `Ok(bool)` or `Err(())` for "Gatekeeper returns an error".
 fn match_row(row: &Value) -> Result<bool, String> {
     let m = Match::from_value(row.get("match"), "spec.match").map_err(|e| e.to_string())?;
-    let object = row.get("object").filter(|o| !o.is_null()).ok_or("nil object")?;
+    let object = row
+        .get("object")
+        .filter(|o| !o.is_null())
+        .ok_or("nil object")?;
     let target = Matchable {
         object,
         namespace: row.get("namespace").filter(|n| !n.is_null()),
@@ -55,11 +60,21 @@ fn check(file: &str, outcome: impl Fn(&Value) -> Result<bool, String>) {
             (Ok(got), false) if want.is_none_or(|w| w == got) => {}
             (got, _) => failures.push(format!(
                 "{name}: got {got:?}, want {}",
-                if want_error { "an error".to_string() } else { format!("{want:?}") }
+                if want_error {
+                    "an error".to_string()
+                } else {
+                    format!("{want:?}")
+                }
             )),
         }
     }
-    assert!(failures.is_empty(), "{file}: {} of {} rows differ:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{file}: {} of {} rows differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -92,7 +107,12 @@ fn apply_to_go_test() {
         };
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let apply: Vec<ApplyTo> = row["applyTo"]
@@ -169,7 +189,12 @@ fn target_go_test_matcher_match() {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|n| (n["metadata"]["name"].as_str().unwrap_or("").to_string(), n.clone()))
+                    .map(|n| {
+                        (
+                            n["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                            n.clone(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -177,7 +202,11 @@ fn target_go_test_matcher_match() {
         let (review, ns_name) = match kind {
             "AdmissionRequest" | "AugmentedReview" => {
                 let request = row.get("request").cloned().unwrap_or(json!({}));
-                let ns = request.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+                let ns = request
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 (Review::of_request(request).map_err(|e| e.to_string())?, ns)
             }
             _ => {

@@ -1,6 +1,6 @@
 //! The gator-format corpora run through the public `verify` API, and compared with the real
 //! `gator verify` output when the pinned gator is installed (always in CI).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests assert by unwrapping
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,7 +11,10 @@ fn run_all(argument: &str) -> Vec<verify::SuiteResult> {
     let suites = verify::discover(argument).expect("discover suites");
     assert!(!suites.is_empty(), "no suites under {argument}");
     let filter = verify::Filter::new("").unwrap();
-    suites.iter().map(|s| verify::run_suite(s, &filter)).collect()
+    suites
+        .iter()
+        .map(|s| verify::run_suite(s, &filter))
+        .collect()
 }
 
 fn assert_all_pass(argument: &str) {
@@ -23,11 +26,7 @@ fn assert_all_pass(argument: &str) {
         .sum();
     assert!(cases > 0, "no cases ran under {argument}");
     let failed = results.iter().any(|r| r.is_failure());
-    assert!(
-        !failed,
-        "{}",
-        printer::human(&results, false, "tollgate")
-    );
+    assert!(!failed, "{}", printer::human(&results, false, "tollgate"));
 }
 
 #[test]
@@ -52,7 +51,9 @@ fn gator() -> Option<PathBuf> {
         .filter(|p| p.is_file());
     let found = from_path.or(cached);
     if found.is_none() && std::env::var_os("TOLLGATE_REQUIRE_ORACLES").is_some() {
-        panic!("gator is required (TOLLGATE_REQUIRE_ORACLES) but was not found: run tests/tools/install.sh");
+        panic!(
+            "gator is required (TOLLGATE_REQUIRE_ORACLES) but was not found: run tests/tools/install.sh"
+        );
     }
     found
 }

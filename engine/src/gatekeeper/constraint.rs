@@ -211,7 +211,10 @@ mod tests {
             "kind": "K", "metadata": {"name": "c"}, "spec": {"enforcementAction": "block"}
         }))
         .unwrap();
-        assert_eq!(c.unrecognized_action().unwrap().field, "spec.enforcementAction");
+        assert_eq!(
+            c.unrecognized_action().unwrap().field,
+            "spec.enforcementAction"
+        );
         assert_eq!(c.actions_at("x"), vec![EnforcementAction::Unrecognized]);
     }
 }

@@ -427,11 +427,3 @@ mod negation_tests {
         assert_eq!(guards("not f(x) with input as {}"), "");
     }
 }
-#[cfg(test)]
-mod debug_tmp {
-    #[test]
-    fn show() {
-        let src = std::fs::read_to_string("/tmp/chain.rego").unwrap_or_default();
-        println!("{}", super::normalize(&src, false));
-    }
-}

@@ -420,14 +420,20 @@ mod tests {
 
     #[test]
     fn explicit_argument_indexes() {
-        assert_eq!(go_sprintf("%[2]v %[1]v", &[s("a"), Value::from(42)]), "42 a");
+        assert_eq!(
+            go_sprintf("%[2]v %[1]v", &[s("a"), Value::from(42)]),
+            "42 a"
+        );
         assert_eq!(go_sprintf("%[3]v", &[s("a")]), "%!v(BADINDEX)");
     }
 
     #[test]
     fn rego_values_print_as_opa_terms() {
         let arr = Value::from(vec![s("wasmedge"), s("runc")]);
-        assert_eq!(go_sprintf("%v", std::slice::from_ref(&arr)), "[\"wasmedge\", \"runc\"]");
+        assert_eq!(
+            go_sprintf("%v", std::slice::from_ref(&arr)),
+            "[\"wasmedge\", \"runc\"]"
+        );
         assert_eq!(go_sprintf("%q", &[s("a\"b")]), "\"a\\\"b\"");
         assert_eq!(go_sprintf("%v", &[Value::Bool(true)]), "true");
         assert_eq!(go_sprintf("%t", &[Value::Bool(true)]), "%!t(string=true)");

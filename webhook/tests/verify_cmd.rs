@@ -1,0 +1,132 @@
+//! `tollgate verify` through the built binary: exit codes, gator's output, JSON and JUnit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
+
+use assert_cmd::Command;
+
+fn tollgate() -> Command {
+    let mut cmd = Command::cargo_bin("tollgate").unwrap();
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd
+}
+
+const FAILING: &str = "webhook/tests/fixtures/verify_failing/suite.yaml";
+
+#[test]
+fn contract_corpus_passes_and_prints_like_gator() {
+    let out = tollgate()
+        .args(["verify", "tests/suites/..."])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok\ttests/suites/basic/suite.yaml\t"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("PASS\n\n"), "{stdout:?}");
+}
+
+#[test]
+fn failures_exit_1_with_expected_pattern_all_messages_and_rerun_command() {
+    let out = tollgate().args(["verify", FAILING]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("    --- FAIL: wrong-count\t("), "{stdout}");
+    assert!(
+        stdout.contains(
+            "unexpected number of violations: got 2 violations but want exactly 1: got messages [missing label owner missing label team]"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("at webhook/tests/fixtures/verify_failing/suite.yaml:14"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "want violations: yes matching /missing label cost-center/; matched 0; all 2 returned:"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("          - missing label team\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rerun: tollgate verify webhook/tests/fixtures/verify_failing/suite.yaml --run '^required\\-labels$//^wrong\\-count$'"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("--- FAIL: passes"), "{stdout}");
+    assert!(stdout.contains("--- FAIL: required-labels\t("), "{stdout}");
+    assert!(stdout.ends_with("FAIL\n\n"), "{stdout:?}");
+}
+
+#[test]
+fn run_filter_selects_test_and_case() {
+    let out = tollgate()
+        .args([
+            "verify",
+            FAILING,
+            "--run",
+            "required-labels//^passes$",
+            "-v",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("    --- PASS: passes\t("), "{stdout}");
+    assert!(stdout.contains("    === SKIP  wrong-count\n"), "{stdout}");
+}
+
+#[test]
+fn junit_is_well_formed_and_counts_failures() {
+    let out = tollgate()
+        .args(["verify", FAILING, "--format", "junit"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("tests"), Some("3"));
+    assert_eq!(suite.attribute("failures"), Some("2"));
+    let failed: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|n| n.parent().unwrap().attribute("name").unwrap().to_string())
+        .collect();
+    assert_eq!(failed, ["wrong-count", "wrong-message"]);
+}
+
+#[test]
+fn json_reports_every_case() {
+    let out = tollgate()
+        .args(["verify", FAILING, "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["pass"], false);
+    let cases = &doc["suites"][0]["tests"][0]["cases"];
+    assert_eq!(cases.as_array().unwrap().len(), 3);
+    assert_eq!(cases[1]["name"], "wrong-count");
+    assert_eq!(cases[1]["messages"][1], "missing label team");
+    assert!(cases[0]["error"].is_null());
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let out = tollgate()
+        .args(["verify", "no/such/dir/..."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("listing test files")
+    );
+}
