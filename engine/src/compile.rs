@@ -5,8 +5,11 @@
 //! builtins, Go `sprintf`, the source normalisation in [`crate::rego`]). Evaluation clones the
 //! prepared engine; it never parses again.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
+use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value as RegoValue};
 
 use crate::gatekeeper::ConstraintTemplate;
@@ -45,8 +48,17 @@ pub struct CompileFailure {
 }
 
 impl CompiledTemplate {
-    /// Compiles a template.
+    /// Compiles a template with no evaluation time budget.
     pub fn compile(template: ConstraintTemplate) -> Result<Self, CompileFailure> {
+        Self::compile_with_budget(template, None)
+    }
+
+    /// Compiles a template; every later evaluation is stopped (as an error, which becomes that
+    /// constraint's violation) once it has run for `budget`.
+    pub fn compile_with_budget(
+        template: ConstraintTemplate,
+        budget: Option<Duration>,
+    ) -> Result<Self, CompileFailure> {
         let code = &template.code;
         let fail = |field: &str, message: String| CompileFailure {
             field: field.to_string(),
@@ -62,6 +74,12 @@ impl CompiledTemplate {
         let mut engine = Engine::new();
         engine.set_rego_v0(!code.v1);
         engine.set_strict_builtin_errors(false);
+        if let Some(limit) = budget {
+            engine.set_execution_timer_config(ExecutionTimerConfig {
+                limit,
+                check_interval: NonZeroU32::MIN.saturating_add(63),
+            });
+        }
         // print() output is collected per evaluation (gator shows it), never written to stdout.
         engine.set_gather_prints(true);
         // Gatekeeper always provides data.inventory, empty until something is synced.

@@ -25,8 +25,11 @@ pub mod enforcement_point {
     pub const GATOR: &str = "gator.gatekeeper.sh";
 }
 
+/// A callback told how long each template evaluation took.
+pub type EvaluationObserver<'a> = dyn Fn(&CompiledConstraint, std::time::Duration) + Sync + 'a;
+
 /// What a review needs besides the policies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// Which enforcement point is asking (selects scoped actions).
     pub enforcement_point: &'a str,
@@ -36,6 +39,8 @@ pub struct Context<'a> {
     pub namespaces: Option<&'a BTreeMap<String, Value>>,
     /// Whether to expand the object with the set's ExpansionTemplates.
     pub expand: bool,
+    /// Called after each template evaluation with its constraint and duration (metrics).
+    pub observe: Option<&'a EvaluationObserver<'a>>,
 }
 
 /// One result of one constraint on one object.
@@ -183,7 +188,11 @@ fn evaluate_constraints(
             map.insert(RegoValue::from("review"), review_value);
             map.insert(RegoValue::from("parameters"), c.parameters.clone());
         }
+        let started = std::time::Instant::now();
         let evaluation = template.evaluate(input, ctx.inventory);
+        if let Some(observe) = ctx.observe {
+            observe(c, started.elapsed());
+        }
         outcome.prints.extend(evaluation.prints);
         let results = match evaluation.result {
             Ok(value) => parse_results(&value),

@@ -56,6 +56,9 @@ pub struct BuildOptions {
     /// Accept enforcement actions Gatekeeper does not know (gator does; the webhook would have
     /// refused such a constraint at creation).
     pub accept_unknown_actions: bool,
+    /// Wall-clock budget of one template evaluation; a runaway template becomes an error
+    /// result for its constraints instead of holding the caller.
+    pub eval_budget: Option<std::time::Duration>,
 }
 
 impl PolicySet {
@@ -71,7 +74,7 @@ impl PolicySet {
         let mut set = PolicySet::default();
         let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
         for doc in &sources.templates {
-            match compile_template(doc) {
+            match compile_template(doc, options.eval_budget) {
                 Ok(t) => {
                     let kind = t.kind().to_string();
                     if let Some(first) = template_origin.get(&kind) {
@@ -213,14 +216,17 @@ impl PolicySet {
     }
 }
 
-fn compile_template(doc: &Document) -> Result<CompiledTemplate, PolicyError> {
+fn compile_template(
+    doc: &Document,
+    budget: Option<std::time::Duration>,
+) -> Result<CompiledTemplate, PolicyError> {
     let subj = subject(doc, "ConstraintTemplate");
     let template =
         ConstraintTemplate::from_value(&doc.value).map_err(|error| PolicyError::Invalid {
             subject: subj.clone(),
             error,
         })?;
-    CompiledTemplate::compile(template).map_err(|f| PolicyError::Rego {
+    CompiledTemplate::compile_with_budget(template, budget).map_err(|f| PolicyError::Rego {
         subject: subj,
         field: f.field,
         message: f.message,

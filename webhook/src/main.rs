@@ -1,15 +1,11 @@
-//! `tollgate`: Gatekeeper-compatible policy toolkit — `verify` gator suites and `eval` objects
-//! against ConstraintTemplates and constraints, with regorus as the Rego engine.
-
-mod cli;
-mod pack;
+//! `tollgate`: Gatekeeper-compatible admission webhook and policy toolkit.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = tollgate::cli::Cli::parse();
     match cli.run() {
         Ok(code) => code,
         Err(e) => {

@@ -351,6 +351,7 @@ fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
     }
     let options = BuildOptions {
         accept_unknown_actions: true,
+        eval_budget: None,
     };
     PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());
@@ -507,6 +508,7 @@ fn review_case(
         inventory: inventory_value.as_ref(),
         namespaces: Some(inventory.namespaces()),
         expand: !t.expansion.is_empty() && !is_admission_review,
+        observe: None,
     };
     let outcome = evaluate::review(set, &review, &ctx).map_err(|e| e.to_string())?;
     let messages = outcome.violations.into_iter().map(|v| v.msg).collect();

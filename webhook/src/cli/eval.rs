@@ -90,6 +90,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         inventory: inventory_value.as_ref(),
         namespaces: Some(namespaces),
         expand: !no_expand,
+        observe: None,
     };
     let mut denied = false;
     let mut report = Vec::new();

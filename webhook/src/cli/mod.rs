@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and dispatch. Each command lives in its own module.
 
 mod eval;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Evaluate objects against policies, like `gator test`.
     Eval(eval::EvalArgs),
+    /// Serve the validating admission webhook over HTTPS.
+    Serve(Box<crate::serve::config::ServeArgs>),
 }
 
 impl Cli {
@@ -29,6 +32,7 @@ impl Cli {
         match self.command {
             Command::Verify(args) => verify::run(args),
             Command::Eval(args) => eval::run(args),
+            Command::Serve(args) => serve::run(*args),
         }
     }
 }

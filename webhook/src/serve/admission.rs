@@ -1,0 +1,305 @@
+//! `POST /v1/admit`: AdmissionReview (v1 or v1beta1) in, AdmissionReview out, in the version
+//! asked, through the engine's one review path.
+//!
+//! A body that is not JSON is the only HTTP error (400; oversized bodies get 413 from the
+//! body limit). Anything that parses gets HTTP 200: a malformed review gets a refusing
+//! response that says what is wrong, with the uid echoed when there is one.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use tollgate_engine::gatekeeper::EnforcementAction;
+use tollgate_engine::policy_set::CompiledConstraint;
+use tollgate_engine::{Context, Decision, Review, enforcement_point};
+
+use super::metrics::{ConstraintId, RequestLabels, StatusLabels, ViolationLabels};
+use super::state::AppState;
+
+const VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
+
+/// How a request ended, for metrics (Gatekeeper's `admission_status` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Allow,
+    Deny,
+    Error,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Allow => "allow",
+            Status::Deny => "deny",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// The answer to one review.
+struct Answer {
+    response: Value,
+    status: Status,
+}
+
+fn answer(uid: &str, allowed: bool, status: Option<Value>, warnings: Vec<String>) -> Value {
+    let mut r = Map::new();
+    r.insert("uid".into(), json!(uid));
+    r.insert("allowed".into(), json!(allowed));
+    if let Some(s) = status {
+        r.insert("status".into(), s);
+    }
+    if !warnings.is_empty() {
+        r.insert("warnings".into(), json!(warnings));
+    }
+    Value::Object(r)
+}
+
+fn refuse(uid: &str, code: u16, message: String) -> Answer {
+    Answer {
+        response: answer(
+            uid,
+            false,
+            Some(json!({"metadata": {}, "code": code, "message": message})),
+            Vec::new(),
+        ),
+        status: Status::Error,
+    }
+}
+
+fn allow(uid: &str, warnings: Vec<String>) -> Answer {
+    Answer {
+        response: answer(
+            uid,
+            true,
+            Some(json!({"metadata": {}, "code": 200})),
+            warnings,
+        ),
+        status: Status::Allow,
+    }
+}
+
+/// Handles `POST /v1/admit`.
+pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let review: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            record(&state, Status::Error, false, started);
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("request body is not a valid JSON AdmissionReview: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let api_version = review
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| VERSIONS.contains(v))
+        .unwrap_or(VERSIONS[0])
+        .to_string();
+    let dry_run = review
+        .pointer("/request/dryRun")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let answer = decide(&state, review);
+    record(&state, answer.status, dry_run, started);
+    Json(json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "response": answer.response,
+    }))
+    .into_response()
+}
+
+fn record(state: &AppState, status: Status, dry_run: bool, started: Instant) {
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            admission_status: status.label().into(),
+            admission_dryrun: dry_run.to_string(),
+        })
+        .inc();
+    state
+        .metrics
+        .request_duration
+        .get_or_create(&StatusLabels {
+            admission_status: status.label().into(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Checks the shape Kubernetes guarantees, naming the first field that is wrong.
+fn check_shape(review: &Value) -> Result<&Map<String, Value>, String> {
+    let api_version = review
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !VERSIONS.contains(&api_version) {
+        return Err(format!(
+            "unsupported AdmissionReview apiVersion {api_version:?}: expected admission.k8s.io/v1 or admission.k8s.io/v1beta1"
+        ));
+    }
+    if review.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
+        return Err("kind: expected \"AdmissionReview\"".into());
+    }
+    let request = match review.get("request") {
+        Some(Value::Object(r)) => r,
+        None | Some(Value::Null) => return Err("request: missing; nothing to review".into()),
+        Some(_) => return Err("request: expected an object".into()),
+    };
+    let typed = |field: &str, ok: fn(&Value) -> bool, what: &str| -> Result<(), String> {
+        match request.get(field) {
+            Some(v) if !v.is_null() && !ok(v) => Err(format!("request.{field}: expected {what}")),
+            _ => Ok(()),
+        }
+    };
+    for field in ["uid", "operation", "name", "namespace", "subResource"] {
+        typed(field, Value::is_string, "a string")?;
+    }
+    for field in ["object", "oldObject", "userInfo", "kind", "resource"] {
+        typed(field, Value::is_object, "an object")?;
+    }
+    typed("dryRun", Value::is_boolean, "a boolean")?;
+    Ok(request)
+}
+
+fn decide(state: &AppState, review: Value) -> Answer {
+    let uid = review
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let request = match check_shape(&review) {
+        Ok(r) => r.clone(),
+        Err(message) => return refuse(&uid, 400, message),
+    };
+    let settings = &state.admission;
+    let user = request
+        .get("userInfo")
+        .and_then(|u| u.get("username"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if settings
+        .exemptions
+        .service_account
+        .as_deref()
+        .is_some_and(|sa| sa == user)
+    {
+        return allow(&uid, Vec::new());
+    }
+    let namespace = request_namespace(&request);
+    if settings.exemptions.namespace_exempt(namespace) {
+        return allow(&uid, Vec::new());
+    }
+    let review = match Review::of_request(Value::Object(request.clone())) {
+        Ok(r) => r,
+        Err(e) => return refuse(&uid, 400, e.to_string()),
+    };
+    let policies = state.policies.load();
+    let metrics = &state.metrics;
+    let observe = |c: &CompiledConstraint, d: std::time::Duration| {
+        metrics
+            .constraint_eval
+            .get_or_create(&ConstraintId {
+                kind: c.constraint.kind.clone(),
+                name: c.constraint.name.clone(),
+            })
+            .observe(d.as_secs_f64());
+    };
+    let ctx = Context {
+        enforcement_point: enforcement_point::WEBHOOK,
+        inventory: None,
+        namespaces: None,
+        expand: settings.expand,
+        observe: Some(&observe),
+    };
+    let outcome = match tollgate_engine::evaluate::review(&policies, &review, &ctx) {
+        Ok(o) => o,
+        Err(e) if settings.fail_open => {
+            tracing::warn!(uid, error = %e, "evaluation failed; admitting (fail-open)");
+            return allow(
+                &uid,
+                vec![format!("tollgate could not evaluate this request: {e}")],
+            );
+        }
+        Err(e) => {
+            tracing::warn!(uid, error = %e, "evaluation failed; refusing");
+            return refuse(&uid, 500, e.to_string());
+        }
+    };
+    let decision = Decision::from_violations(outcome.violations);
+    for v in &decision.violations {
+        for action in &v.actions {
+            metrics
+                .violations
+                .get_or_create(&ViolationLabels {
+                    constraint: v.constraint.constraint.name.clone(),
+                    enforcement_action: action.as_str().into(),
+                })
+                .inc();
+        }
+    }
+    if !decision.dryruns.is_empty() {
+        tracing::info!(uid, dryrun = ?decision.dryruns, "dry-run violations");
+    }
+    if decision.allowed {
+        return allow(&uid, decision.warnings);
+    }
+    let kind = request
+        .get("kind")
+        .and_then(|k| k.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = request.get("name").and_then(Value::as_str).unwrap_or("");
+    let constraints: Vec<&str> = decision
+        .violations
+        .iter()
+        .filter(|v| v.actions.contains(&EnforcementAction::Deny))
+        .map(|v| v.constraint.constraint.name.as_str())
+        .collect();
+    tracing::info!(uid, kind, namespace, name, ?constraints, "denied admission");
+    Answer {
+        response: answer(
+            &uid,
+            false,
+            Some(json!({
+                "metadata": {},
+                "code": 403,
+                "reason": "Forbidden",
+                "message": decision.denial_message(),
+            })),
+            decision.warnings,
+        ),
+        status: Status::Deny,
+    }
+}
+
+/// The namespace exemptions apply to: the request's namespace, or a Namespace's own name.
+fn request_namespace(request: &Map<String, Value>) -> &str {
+    let ns = request
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !ns.is_empty() {
+        return ns;
+    }
+    let is_namespace = request.get("kind").is_some_and(|k| {
+        k.get("kind") == Some(&json!("Namespace"))
+            && k.get("group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+    });
+    if is_namespace {
+        request.get("name").and_then(Value::as_str).unwrap_or("")
+    } else {
+        ""
+    }
+}

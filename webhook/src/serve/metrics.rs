@@ -1,0 +1,226 @@
+//! Prometheus metrics with Gatekeeper's names and labels where the meaning is the same
+//! (`gatekeeper_validation_request_count_total`, `gatekeeper_validation_request_duration_seconds`,
+//! `gatekeeper_constraint_templates`, `gatekeeper_constraints`), plus tollgate's own
+//! per-constraint evaluation time and reload counters.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tollgate_engine::PolicySet;
+
+/// Gatekeeper's validation duration buckets (`pkg/webhook/stats_reporter.go`), reaching 10 s,
+/// beyond any webhook timeout.
+const REQUEST_BUCKETS: [f64; 46] = [
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.02, 0.03, 0.04, 0.05,
+    0.06, 0.07, 0.08, 0.09, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.5, 2.0, 2.5, 3.0,
+    3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0,
+];
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `allow`, `deny` or `error`, as Gatekeeper reports them.
+    pub admission_status: String,
+    /// `true` for dry-run requests.
+    pub admission_dryrun: String,
+}
+
+/// Labels of the request duration histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// `allow`, `deny` or `error`.
+    pub admission_status: String,
+}
+
+/// Labels of template gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TemplateLabels {
+    /// `active` or `error`.
+    pub status: String,
+}
+
+/// Labels of constraint gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConstraintLabels {
+    /// `deny`, `warn`, `dryrun` or `scoped`.
+    pub enforcement_action: String,
+    /// `active`.
+    pub status: String,
+}
+
+/// Labels of per-constraint metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConstraintId {
+    /// Constraint kind.
+    pub kind: String,
+    /// Constraint name.
+    pub name: String,
+}
+
+/// Labels of violation counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViolationLabels {
+    /// Constraint name.
+    pub constraint: String,
+    /// The action taken.
+    pub enforcement_action: String,
+}
+
+/// Labels of reload counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Admission requests by outcome.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Admission request duration by outcome.
+    pub request_duration: Family<StatusLabels, Histogram>,
+    /// Templates by status.
+    pub templates: Family<TemplateLabels, Gauge>,
+    /// Constraints by enforcement action.
+    pub constraints: Family<ConstraintLabels, Gauge>,
+    /// Time of one template evaluation, per constraint.
+    pub constraint_eval: Family<ConstraintId, Histogram>,
+    /// Results by constraint and action (dry-run results are only counted here).
+    pub violations: Family<ViolationLabels, Counter>,
+    /// Policy set reloads.
+    pub policy_reloads: Family<ReloadLabels, Counter>,
+    /// Certificate reloads.
+    pub tls_reloads: Family<ReloadLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "gatekeeper_validation_request_count",
+            "The number of requests that are routed to validation webhook",
+            requests.clone(),
+        );
+        let request_duration =
+            Family::<StatusLabels, Histogram>::new_with_constructor(|| -> Histogram {
+                Histogram::new(REQUEST_BUCKETS)
+            });
+        registry.register(
+            "gatekeeper_validation_request_duration_seconds",
+            "The response time in seconds",
+            request_duration.clone(),
+        );
+        let templates = Family::<TemplateLabels, Gauge>::default();
+        registry.register(
+            "gatekeeper_constraint_templates",
+            "Number of observed constraint templates",
+            templates.clone(),
+        );
+        let constraints = Family::<ConstraintLabels, Gauge>::default();
+        registry.register(
+            "gatekeeper_constraints",
+            "Current number of known constraints",
+            constraints.clone(),
+        );
+        let constraint_eval =
+            Family::<ConstraintId, Histogram>::new_with_constructor(|| -> Histogram {
+                Histogram::new([
+                    0.000_005, 0.00001, 0.000_025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                    0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+                ])
+            });
+        registry.register(
+            "tollgate_constraint_evaluation_duration_seconds",
+            "Time of one template evaluation for a constraint",
+            constraint_eval.clone(),
+        );
+        let violations = Family::<ViolationLabels, Counter>::default();
+        registry.register(
+            "tollgate_violations",
+            "Admission results by constraint and enforcement action",
+            violations.clone(),
+        );
+        let policy_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "tollgate_policy_reloads",
+            "Policy set reloads by result; a failed reload keeps the previous set",
+            policy_reloads.clone(),
+        );
+        let tls_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "tollgate_tls_reloads",
+            "Serving certificate reloads by result",
+            tls_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            templates,
+            constraints,
+            constraint_eval,
+            violations,
+            policy_reloads,
+            tls_reloads,
+        }
+    }
+
+    /// Updates the template and constraint gauges for a newly active set.
+    pub fn set_policies(&self, set: &PolicySet, failed_templates: usize) {
+        self.templates
+            .get_or_create(&TemplateLabels {
+                status: "active".into(),
+            })
+            .set(set.templates().count() as i64);
+        self.templates
+            .get_or_create(&TemplateLabels {
+                status: "error".into(),
+            })
+            .set(failed_templates as i64);
+        self.constraints.clear();
+        for c in set.constraints() {
+            self.constraints
+                .get_or_create(&ConstraintLabels {
+                    enforcement_action: c.constraint.enforcement_action.clone(),
+                    status: "active".into(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a reload.
+    pub fn reload(family: &Family<ReloadLabels, Counter>, ok: bool) {
+        family
+            .get_or_create(&ReloadLabels {
+                result: if ok { "success" } else { "failure" }.into(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,16 @@
+//! `tollgate serve`: the validating admission webhook over HTTPS, plus probes and metrics on a
+//! plain-HTTP port.
+//!
+//! Config flows one way: [`config::ServeArgs`] (clap) → [`config::ServeConfig`] (validated) →
+//! [`server::Server`] → `run(shutdown)`. The admission handler only translates HTTP to the
+//! engine's review path and back; policies are an immutable `PolicySet` swapped whole by the
+//! reloader.
+
+pub mod admission;
+pub mod config;
+pub mod metrics;
+pub mod policies;
+pub mod probes;
+pub mod server;
+pub mod state;
+pub mod tls;

@@ -1,0 +1,223 @@
+//! Binding, serving and draining: the HTTPS admission listener, the probe listener and the
+//! background reloaders, stopped together by one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+use super::admission;
+use super::config::{ServeConfig, TlsSource};
+use super::metrics::Metrics;
+use super::policies::PolicySource;
+use super::probes;
+use super::state::{AdmissionSettings, AppState};
+use super::tls;
+
+/// Largest review body accepted: controller-runtime's limit for a review that carries both
+/// `object` and `oldObject`.
+pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+
+/// The admission routes, testable with `oneshot`.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/admit", post(admission::admit))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// A server whose listeners are bound and whose first policy set is loaded.
+pub struct Server {
+    config: ServeConfig,
+    state: AppState,
+    https: std::net::TcpListener,
+    probes: tokio::net::TcpListener,
+    tls: RustlsConfig,
+    /// PEM of the generated CA, when the certificate was generated.
+    dev_ca: Option<String>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("https", &self.https.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Loads policies and TLS material and binds both listeners (port 0 picks a free port).
+    /// Fails fast, naming the file, on bad policies or certificates.
+    pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
+        let metrics = Arc::new(Metrics::new());
+        let source = policy_source(&config);
+        let set = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .context("policy loading task failed")?
+            .map_err(|e| anyhow::anyhow!("failed to load policies:\n{e}"))?;
+        metrics.set_policies(&set, 0);
+        let state = AppState::new(
+            set,
+            AdmissionSettings {
+                exemptions: config.exemptions.clone(),
+                fail_open: config.fail_open,
+                expand: config.expand,
+            },
+            Arc::clone(&metrics),
+        );
+        let (server_config, dev_ca) = match &config.tls {
+            TlsSource::Files { cert, key } => (
+                tls::load_files(cert, key, config.client_ca.as_deref())?,
+                None,
+            ),
+            TlsSource::Generated { ca_file } => {
+                let dev = tls::generate_dev_certificate(&[])?;
+                std::fs::write(ca_file, &dev.ca_pem).with_context(|| {
+                    format!(
+                        "failed to write the development CA to {}",
+                        ca_file.display()
+                    )
+                })?;
+                let client_ca = config
+                    .client_ca
+                    .as_deref()
+                    .map(std::fs::read)
+                    .transpose()
+                    .context("failed to read the client CA")?;
+                let cfg = tls::server_config(
+                    dev.cert_pem.as_bytes(),
+                    dev.key_pem.as_bytes(),
+                    client_ca.as_deref(),
+                )?;
+                (cfg, Some(dev.ca_pem))
+            }
+        };
+        let https = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("failed to bind {}", config.listen))?;
+        https.set_nonblocking(true)?;
+        let probes = tokio::net::TcpListener::bind(config.probe_listen)
+            .await
+            .with_context(|| format!("failed to bind {}", config.probe_listen))?;
+        Ok(Server {
+            config,
+            state,
+            https,
+            probes,
+            tls: RustlsConfig::from_config(Arc::new(server_config)),
+            dev_ca,
+        })
+    }
+
+    /// The bound HTTPS address.
+    pub fn https_addr(&self) -> std::io::Result<SocketAddr> {
+        self.https.local_addr()
+    }
+
+    /// The bound probe address.
+    pub fn probe_addr(&self) -> std::io::Result<SocketAddr> {
+        self.probes.local_addr()
+    }
+
+    /// PEM of the generated CA (development mode only).
+    pub fn dev_ca_pem(&self) -> Option<&str> {
+        self.dev_ca.as_deref()
+    }
+
+    /// Shared state (tests read metrics and readiness through the probe port instead).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests
+    /// finish within the grace period, and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Server {
+            config,
+            state,
+            https,
+            probes,
+            tls,
+            dev_ca,
+        } = self;
+        let https_addr = https.local_addr()?;
+        let handle: Handle<SocketAddr> = Handle::new();
+        let mut server = axum_server::from_tcp_rustls(https, tls.clone())?.handle(handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(config.request_timeout);
+        let app = router(state.clone(), config.request_timeout);
+        let https_task = tokio::spawn(server.serve(app.into_make_service()));
+
+        let probe_shutdown = shutdown.clone();
+        let probe_app = probes::router(state.clone());
+        let probe_task = tokio::spawn(async move {
+            axum::serve(probes, probe_app)
+                .with_graceful_shutdown(probe_shutdown.cancelled_owned())
+                .await
+        });
+
+        if handle.listening().await.is_none() {
+            anyhow::bail!("the HTTPS listener on {https_addr} failed to start");
+        }
+        state.set_tls_bound();
+        tracing::info!(address = %https_addr, "serving admission reviews on https://{https_addr}/v1/admit");
+        if let (Some(_), TlsSource::Generated { ca_file }) = (&dev_ca, &config.tls) {
+            let ca = std::fs::canonicalize(ca_file).unwrap_or_else(|_| ca_file.clone());
+            tracing::info!(ca = %ca.display(), "generated a development CA; clients must trust this file");
+            let port = https_addr.port();
+            println!(
+                "try: curl --cacert {} -H 'Content-Type: application/json' --data @review.json https://localhost:{port}/v1/admit",
+                ca.display()
+            );
+        }
+
+        tokio::spawn(policy_source(&config).watch(
+            state.clone(),
+            config.reload_interval,
+            shutdown.clone(),
+        ));
+        if let TlsSource::Files { cert, key } = &config.tls {
+            tokio::spawn(tls::watch(
+                tls,
+                cert.clone(),
+                key.clone(),
+                config.client_ca.clone(),
+                config.reload_interval,
+                Arc::clone(&state.metrics),
+                shutdown.clone(),
+            ));
+        }
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        handle.graceful_shutdown(Some(config.shutdown_grace));
+        let served = https_task.await.context("HTTPS server task failed")?;
+        served.context("HTTPS server failed")?;
+        if let Ok(Err(e)) = probe_task.await {
+            tracing::warn!(error = %e, "probe server stopped with an error");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn policy_source(config: &ServeConfig) -> PolicySource {
+    PolicySource {
+        paths: config.policies.clone(),
+        expand: config.expand,
+        eval_budget: config.eval_budget,
+    }
+}
