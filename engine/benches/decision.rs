@@ -1,0 +1,181 @@
+//! Run with `cargo bench -p tollgate-engine --bench decision`.
+//!
+//! Costs on the admission path and around it, on the tracker pack from `constraints/`: compiling
+//! the pack, one decision (all five constraints) on the reference pod and on a denied variant,
+//! each template alone, a 20-container pod, expanding a Deployment, and `verify` of the pack's
+//! suites.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // benchmark setup
+
+use std::path::PathBuf;
+
+use divan::{Bencher, black_box};
+use serde_json::{Value, json};
+use tollgate_engine::expand::{builtin_templates, expand};
+use tollgate_engine::harness::verify;
+use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, enforcement_point};
+
+fn main() {
+    divan::main();
+}
+
+fn constraints_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../constraints")
+}
+
+fn pack_sources() -> Sources {
+    let mut sources = Sources::default();
+    for entry in std::fs::read_dir(constraints_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        sources.add_path(&dir.join("template.yaml")).unwrap();
+        sources
+            .add_path(&dir.join("samples/tracker/constraint.yaml"))
+            .unwrap();
+    }
+    sources
+}
+
+fn pack() -> PolicySet {
+    PolicySet::build(&pack_sources())
+        .unwrap()
+        .with_expansions(builtin_templates())
+}
+
+fn container(name: &str) -> Value {
+    json!({
+        "name": name,
+        "image": "registry.example.com/logistics-tracker:latest",
+        "resources": {
+            "requests": {"cpu": "200m", "memory": "256Mi"},
+            "limits": {"cpu": "1000m", "memory": "1Gi"}
+        },
+        "ports": [{"containerPort": 8080, "name": "http"}]
+    })
+}
+
+fn pod(containers: Vec<Value>, runtime_class: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "logistics-tracker", "namespace": "logistics"},
+        "spec": {
+            "runtimeClassName": runtime_class,
+            "nodeSelector": {"node-type": "edge"},
+            "containers": containers
+        }
+    })
+}
+
+fn request(object: Value) -> Review {
+    Review::of_request(json!({
+        "uid": "b", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "logistics", "operation": "CREATE",
+        "userInfo": {"username": "alice"}, "object": object
+    }))
+    .unwrap()
+}
+
+fn decide(set: &PolicySet, review: &Review) -> Decision {
+    let ctx = Context {
+        enforcement_point: enforcement_point::WEBHOOK,
+        inventory: None,
+        namespaces: None,
+        expand: true,
+        observe: None,
+    };
+    Decision::from_violations(
+        tollgate_engine::evaluate::review(set, review, &ctx)
+            .unwrap()
+            .violations,
+    )
+}
+
+#[divan::bench(sample_count = 20)]
+fn compile_pack(bencher: Bencher) {
+    let sources = pack_sources();
+    bencher.bench(|| PolicySet::build(black_box(&sources)).unwrap());
+}
+
+#[divan::bench]
+fn decision_reference_pod(bencher: Bencher) {
+    let set = pack();
+    let review = request(pod(vec![container("logistics-tracker")], "wasmedge"));
+    assert!(decide(&set, &review).allowed);
+    bencher.bench(|| decide(&set, black_box(&review)));
+}
+
+#[divan::bench]
+fn decision_denied_variant(bencher: Bencher) {
+    let set = pack();
+    let review = request(pod(vec![container("logistics-tracker")], "runc"));
+    assert!(!decide(&set, &review).allowed);
+    bencher.bench(|| decide(&set, black_box(&review)));
+}
+
+#[divan::bench]
+fn decision_twenty_container_pod(bencher: Bencher) {
+    let set = pack();
+    let containers = (0..20).map(|i| container(&format!("c{i}"))).collect();
+    let review = request(pod(containers, "wasmedge"));
+    bencher.bench(|| decide(&set, black_box(&review)));
+}
+
+#[divan::bench(args = ["K8sAllowedRegistries", "K8sEdgeResources", "K8sImageTagPolicy", "K8sRequiredNodeSelector", "K8sRequiredRuntimeClass"])]
+fn per_template(bencher: Bencher, kind: &str) {
+    let full = pack_sources();
+    let mut sources = Sources::default();
+    for t in &full.templates {
+        if t.value["spec"]["crd"]["spec"]["names"]["kind"] == kind {
+            sources.templates.push(t.clone());
+        }
+    }
+    for c in &full.constraints {
+        if c.value["kind"] == kind {
+            sources.constraints.push(c.clone());
+        }
+    }
+    let set = PolicySet::build(&sources).unwrap();
+    let review = request(pod(vec![container("logistics-tracker")], "wasmedge"));
+    bencher.bench(|| decide(&set, black_box(&review)));
+}
+
+#[divan::bench]
+fn expand_deployment(bencher: Bencher) {
+    let templates = builtin_templates();
+    let mut template = pod(vec![container("logistics-tracker")], "wasmedge");
+    template.as_object_mut().unwrap().remove("apiVersion");
+    template.as_object_mut().unwrap().remove("kind");
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "logistics-tracker", "namespace": "logistics"},
+        "spec": {"replicas": 400, "selector": {"matchLabels": {"app": "logistics-tracker"}},
+                 "template": template}
+    });
+    bencher.bench(|| expand(&templates, black_box(&deployment), Some("logistics")).unwrap());
+}
+
+#[divan::bench]
+fn decision_fixed_seed_deployment(bencher: Bencher) {
+    let set = pack();
+    let mut template = pod(vec![container("logistics-tracker")], "wasmedge");
+    template.as_object_mut().unwrap().remove("apiVersion");
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "logistics-tracker", "namespace": "logistics"},
+        "spec": {"replicas": 400, "selector": {"matchLabels": {"app": "logistics-tracker"}},
+                 "template": template}
+    });
+    let review = Review::of_object(deployment, Source::Original);
+    bencher.bench(|| decide(&set, black_box(&review)));
+}
+
+#[divan::bench(sample_count = 10)]
+fn verify_pack_suites(bencher: Bencher) {
+    let arg = format!("{}/...", constraints_dir().display());
+    let suites = verify::discover(&arg).unwrap();
+    let filter = verify::Filter::new("").unwrap();
+    bencher.bench(|| {
+        for s in &suites {
+            assert!(!verify::run_suite(s, &filter).is_failure());
+        }
+    });
+}

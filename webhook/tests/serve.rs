@@ -1,0 +1,694 @@
+//! `tollgate serve` over real HTTPS: responses, exemptions, reloads, certificate rotation by
+//! symlink swap, malformed requests, readiness, metrics and graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tollgate::serve::config::{Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::server::Server;
+use tollgate::serve::tls;
+
+static CRYPTO: Once = Once::new();
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn config(dir: &Path) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        policies: Vec::new(),
+        tls: TlsSource::Generated {
+            ca_file: dir.join("ca.pem"),
+        },
+        client_ca: None,
+        exemptions: Exemptions::default(),
+        fail_open: false,
+        expand: true,
+        reload_interval: Duration::from_millis(100),
+        eval_budget: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        shutdown_grace: Duration::from_secs(10),
+        log_format: LogFormat::Text,
+    }
+}
+
+struct Running {
+    https: SocketAddr,
+    probes: SocketAddr,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn client_trusting(cas: &[&str]) -> reqwest::Client {
+    let certs = cas
+        .iter()
+        .map(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .build()
+        .unwrap()
+}
+
+async fn start(config: ServeConfig) -> Running {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let server = Server::bind(config.clone()).await.unwrap();
+    let https = server.https_addr().unwrap();
+    let probes = server.probe_addr().unwrap();
+    let ca = match &config.tls {
+        TlsSource::Generated { .. } => server.dev_ca_pem().unwrap().to_string(),
+        TlsSource::Files { .. } => String::new(),
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    let running = Running {
+        https,
+        probes,
+        client: if ca.is_empty() {
+            reqwest::Client::new()
+        } else {
+            client_trusting(&[&ca])
+        },
+        shutdown,
+        task,
+    };
+    for _ in 0..200 {
+        if running.probe("/readyz").await.0 == 200 {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server never became ready");
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("https://localhost:{}/v1/admit", self.https.port())
+    }
+
+    async fn admit_raw(&self, body: Vec<u8>) -> (u16, String) {
+        let resp = self
+            .client
+            .post(self.url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn admit(&self, review: &Value) -> Value {
+        let (status, body) = self.admit_raw(serde_json::to_vec(review).unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn probe(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::get(format!("http://{}{path}", self.probes))
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn reference_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "logistics-tracker", "namespace": "logistics"},
+        "spec": {
+            "runtimeClassName": "wasmedge",
+            "nodeSelector": {"node-type": "edge"},
+            "containers": [{
+                "name": "logistics-tracker",
+                "image": "registry.example.com/logistics-tracker:latest",
+                "resources": {
+                    "requests": {"cpu": "200m", "memory": "256Mi"},
+                    "limits": {"cpu": "1000m", "memory": "1Gi"}
+                },
+                "ports": [{"containerPort": 8080, "name": "http"}]
+            }]
+        }
+    })
+}
+
+fn review(version: &str, operation: &str, object: Option<Value>, old: Option<Value>) -> Value {
+    let subject = object.clone().or(old.clone()).unwrap();
+    json!({
+        "apiVersion": format!("admission.k8s.io/{version}"),
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": subject["metadata"]["name"],
+            "namespace": subject["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+}
+
+fn pod_with(change: impl FnOnce(&mut Value)) -> Value {
+    let mut pod = reference_pod();
+    change(&mut pod);
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_match_gatekeepers_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let warned = server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    insta::assert_json_snapshot!("warned_reference_pod", warned);
+    let pinned = pod_with(|p| {
+        p["spec"]["containers"][0]["image"] = json!("registry.example.com/logistics-tracker:1.4.2")
+    });
+    let allowed = server
+        .admit(&review("v1", "CREATE", Some(pinned), None))
+        .await;
+    insta::assert_json_snapshot!("allowed_pinned_pod", allowed);
+    let runc = pod_with(|p| p["spec"]["runtimeClassName"] = json!("runc"));
+    let denied = server
+        .admit(&review("v1", "CREATE", Some(runc), None))
+        .await;
+    insta::assert_json_snapshot!("denied_runc_pod", denied);
+    let two = pod_with(|p| {
+        p["spec"]["runtimeClassName"] = json!("runc");
+        p["spec"]["containers"][0]["image"] = json!("docker.io/library/nginx:1.27");
+    });
+    let denied_twice = server.admit(&review("v1", "CREATE", Some(two), None)).await;
+    insta::assert_json_snapshot!("denied_by_two_constraints", denied_twice);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1beta1_is_answered_in_v1beta1() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let runc = pod_with(|p| p["spec"]["runtimeClassName"] = json!("runc"));
+    let resp = server
+        .admit(&review("v1beta1", "CREATE", Some(runc), None))
+        .await;
+    assert_eq!(resp["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(resp["response"]["allowed"], false);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_reviews_see_the_old_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let runc = pod_with(|p| p["spec"]["runtimeClassName"] = json!("runc"));
+    let resp = server
+        .admit(&review("v1", "DELETE", None, Some(runc)))
+        .await;
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    assert!(
+        resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[tracker-runtime-class] ")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exempt_namespaces_and_own_service_account_skip_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.exemptions = Exemptions {
+        service_account: Some("system:serviceaccount:tollgate-system:tollgate".into()),
+        namespaces: vec!["kube-system".into()],
+        prefixes: vec!["logistics-sandbox-".into()],
+        suffixes: vec!["-scratch".into()],
+    };
+    let server = start(cfg).await;
+    let runc = |ns: &str| {
+        pod_with(|p| {
+            p["spec"]["runtimeClassName"] = json!("runc");
+            p["metadata"]["namespace"] = json!(ns);
+        })
+    };
+    // The tracker constraints match namespace "logistics" only; a catch-all would be needed to
+    // show the bypass, so use logistics-named exempt namespaces plus the service account.
+    let mut own = review("v1", "CREATE", Some(runc("logistics")), None);
+    own["request"]["userInfo"]["username"] =
+        json!("system:serviceaccount:tollgate-system:tollgate");
+    assert_eq!(server.admit(&own).await["response"]["allowed"], true);
+    let not_own = review("v1", "CREATE", Some(runc("logistics")), None);
+    assert_eq!(server.admit(&not_own).await["response"]["allowed"], false);
+    for ns in ["kube-system", "logistics-sandbox-1", "team-scratch"] {
+        let r = review("v1", "CREATE", Some(runc(ns)), None);
+        let resp = server.admit(&r).await;
+        assert_eq!(resp["response"]["allowed"], true, "{ns}: {resp}");
+    }
+    server.stop().await;
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn catch_all_constraint(action: &str) -> String {
+    format!(
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredRuntimeClass\nmetadata:\n  name: everywhere\nspec:\n  enforcementAction: {action}\n  match:\n    kinds: [{{apiGroups: [\"\"], kinds: [Pod]}}]\n    namespaces: [\"*\"]\n  parameters:\n    runtimeClassNames: [wasmedge]\n"
+    )
+}
+
+fn runtime_class_template() -> String {
+    std::fs::read_to_string(root().join("constraints/k8srequiredruntimeclass/template.yaml"))
+        .unwrap()
+}
+
+async fn wait_for_metric(server: &Running, needle: &str) {
+    for _ in 0..300 {
+        let (_, text) = server.probe("/metrics").await;
+        if text.lines().any(|l| l.starts_with(needle)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, text) = server.probe("/metrics").await;
+    panic!("metric {needle} never appeared:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_rejects_a_broken_set_and_keeps_enforcing_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), &runtime_class_template());
+    write(
+        &policies.join("constraint.yaml"),
+        &catch_all_constraint("deny"),
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies.clone()];
+    let server = start(cfg).await;
+    let runc = pod_with(|p| {
+        p["spec"]["runtimeClassName"] = json!("runc");
+        p["metadata"]["namespace"] = json!("default");
+    });
+    let r = review("v1", "CREATE", Some(runc), None);
+    assert_eq!(server.admit(&r).await["response"]["allowed"], false);
+
+    write(
+        &policies.join("constraint.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredRuntimeClass\nmetadata:\n  name: everywhere\nspec:\n  parameters:\n    runtimeClassNames: wasmedge\n",
+    );
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"failure\"} 1",
+    )
+    .await;
+    let resp = server.admit(&r).await;
+    assert_eq!(
+        resp["response"]["allowed"], false,
+        "the last good set must still deny: {resp}"
+    );
+
+    write(
+        &policies.join("constraint.yaml"),
+        &catch_all_constraint("dryrun"),
+    );
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"success\"} 1",
+    )
+    .await;
+    let resp = server.admit(&r).await;
+    assert_eq!(
+        resp["response"]["allowed"], true,
+        "dry-run is not enforced: {resp}"
+    );
+    insta::assert_json_snapshot!("dryrun_catch_all", resp);
+    wait_for_metric(
+        &server,
+        "tollgate_violations_total{constraint=\"everywhere\",enforcement_action=\"dryrun\"} 1",
+    )
+    .await;
+    server.stop().await;
+}
+
+/// Lays out a Secret volume as kubelet does: files are links through `..data`, which points
+/// at a timestamped directory and is replaced atomically on rotation.
+fn kubelet_volume(dir: &Path, generation: &str, cert: &tls::DevCertificate) {
+    let data = dir.join(generation);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), &cert.cert_pem).unwrap();
+    std::fs::write(data.join("tls.key"), &cert.key_pem).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(generation, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        let link = dir.join(f);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(format!("..data/{f}"), &link).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_by_symlink_swap_serves_the_new_certificate_without_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("certs");
+    let first = tls::generate_dev_certificate(&[]).unwrap();
+    let second = tls::generate_dev_certificate(&[]).unwrap();
+    kubelet_volume(&volume, "..2026_11_26_00_00_00.1", &first);
+    let mut cfg = config(dir.path());
+    cfg.tls = TlsSource::Files {
+        cert: volume.join("tls.crt"),
+        key: volume.join("tls.key"),
+    };
+    let mut server = start(cfg).await;
+    server.client = client_trusting(&[&first.ca_pem]);
+    let pod = review("v1", "CREATE", Some(reference_pod()), None);
+    assert_eq!(server.admit(&pod).await["response"]["allowed"], true);
+
+    let both = client_trusting(&[&first.ca_pem, &second.ca_pem]);
+    let only_new = client_trusting(&[&second.ca_pem]);
+    kubelet_volume(&volume, "..2026_11_26_01_00_00.2", &second);
+    let mut rotated = false;
+    let mut failures = 0;
+    for _ in 0..300 {
+        // A fresh connection each time: the certificate is chosen at handshake.
+        let resp = both
+            .post(server.url())
+            .json(&pod)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok();
+        if resp != Some(200) {
+            failures += 1;
+        }
+        let fresh = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(second.ca_pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap();
+        if fresh.post(server.url()).json(&pod).send().await.is_ok() {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rotated, "the new certificate was never served");
+    assert_eq!(failures, 0, "requests failed during rotation");
+    let resp = only_new.post(server.url()).json(&pod).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_for_metric(&server, "tollgate_tls_reloads_total{result=\"success\"} 1").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_clear_answers_and_never_a_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let refused = |body: &str| -> (bool, String, String) {
+        let v: Value = serde_json::from_str(body).unwrap();
+        (
+            v["response"]["allowed"].as_bool().unwrap(),
+            v["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            v["response"]["uid"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let (status, body) = server.admit_raw(b"this is not json".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not a valid JSON AdmissionReview"), "{body}");
+
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({}), "unsupported AdmissionReview apiVersion \"\"", ""),
+        (
+            json!({"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview", "request": {"uid": "u2"}}),
+            "unsupported AdmissionReview apiVersion \"admission.k8s.io/v2\"",
+            "u2",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+            "request: missing",
+            "",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": "x"}),
+            "request: expected an object",
+            "",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u3", "operation": 7}}),
+            "request.operation: expected a string",
+            "u3",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u4", "object": "pod"}}),
+            "request.object: expected an object",
+            "u4",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u5", "operation": "CREATE"}}),
+            "no object or oldObject found to review",
+            "u5",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u6", "operation": "DELETE", "object": {"kind": "Pod"}}}),
+            "oldObject cannot be nil for DELETE operations",
+            "u6",
+        ),
+    ];
+    for (review, message, uid) in cases {
+        let (status, body) = server.admit_raw(serde_json::to_vec(&review).unwrap()).await;
+        assert_eq!(status, 200, "{review}: {body}");
+        let (allowed, got, got_uid) = refused(&body);
+        assert!(!allowed, "{review}: {body}");
+        assert!(got.contains(message), "{review}: {got}");
+        assert_eq!(got_uid, uid);
+    }
+
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let (status, body) = server.admit_raw(deep.into_bytes()).await;
+    assert_eq!(status, 400, "{body}");
+
+    let huge = format!("{{\"apiVersion\": \"{}\"}}", "x".repeat(8 * 1024 * 1024));
+    let (status, _) = server.admit_raw(huge.into_bytes()).await;
+    assert_eq!(status, 413);
+
+    let resp = server.client.get(server.url()).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+
+    // The server is still healthy after all of that.
+    let ok = server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    assert_eq!(ok["response"]["allowed"], true);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_use_gatekeepers_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let runc = pod_with(|p| p["spec"]["runtimeClassName"] = json!("runc"));
+    server
+        .admit(&review("v1", "CREATE", Some(runc), None))
+        .await;
+    server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    let (status, text) = server.probe("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "gatekeeper_validation_request_count_total{admission_status=\"deny\",admission_dryrun=\"false\"} 1",
+        "gatekeeper_validation_request_count_total{admission_status=\"allow\",admission_dryrun=\"false\"} 1",
+        "gatekeeper_validation_request_duration_seconds_bucket{le=\"10.0\",admission_status=\"deny\"} 1",
+        "gatekeeper_constraint_templates{status=\"active\"} 5",
+        "gatekeeper_constraints{enforcement_action=\"deny\",status=\"active\"} 4",
+        "gatekeeper_constraints{enforcement_action=\"warn\",status=\"active\"} 1",
+        "tollgate_violations_total{constraint=\"tracker-runtime-class\",enforcement_action=\"deny\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    assert!(text.contains("tollgate_constraint_evaluation_duration_seconds_count{kind=\"K8sEdgeResources\",name=\"tracker-edge-resources\"} 2"), "{text}");
+    assert_eq!(server.probe("/healthz").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_opens_only_once_policies_are_loaded_and_tls_is_bound() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bind(config(dir.path())).await.unwrap();
+    assert!(!server.state().is_ready(), "ready before serving");
+    let state = server.state().clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    for _ in 0..200 {
+        if state.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(state.is_ready());
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+
+    let broken = dir.path().join("broken");
+    write(
+        &broken.join("constraint.yaml"),
+        &catch_all_constraint("deny"),
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![broken];
+    let err = Server::bind(cfg).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no ConstraintTemplate defines kind \"K8sRequiredRuntimeClass\""),
+        "{err}"
+    );
+}
+
+fn slow_template() -> &'static str {
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8sslow\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sSlow\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sslow\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        n < 0\n        msg := \"never\"\n      }\n"
+}
+
+fn slow_constraint(size: u64) -> String {
+    format!(
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sSlow\nmetadata:\n  name: slow\nspec:\n  parameters:\n    size: \"{size}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_template_is_stopped_by_the_budget_and_reported_as_its_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), slow_template());
+    write(&policies.join("constraint.yaml"), &slow_constraint(20_000));
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.eval_budget = Duration::from_millis(100);
+    let server = start(cfg).await;
+    let resp = server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    let msg = resp["response"]["status"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("[slow] "), "{msg}");
+    assert!(msg.contains("exceeded time limit"), "{msg}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), slow_template());
+    write(&policies.join("constraint.yaml"), &slow_constraint(1000));
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.eval_budget = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let review = review("v1", "CREATE", Some(reference_pod()), None);
+    let mut in_flight = Vec::new();
+    for _ in 0..4 {
+        let client = server.client.clone();
+        let url = server.url();
+        let body = review.clone();
+        in_flight.push(tokio::spawn(async move {
+            let resp = client.post(url).json(&body).send().await?;
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await?;
+            Ok::<_, reqwest::Error>((status, v))
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let unfinished = in_flight.iter().filter(|h| !h.is_finished()).count();
+    assert!(
+        unfinished > 0,
+        "every request finished before shutdown began"
+    );
+    let Running { shutdown, task, .. } = server;
+    shutdown.cancel();
+    for request in in_flight {
+        let (status, v) = request.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+    }
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_when_a_client_ca_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_cert = tls::generate_dev_certificate(&[]).unwrap();
+    let client_ca = tls::generate_dev_certificate(&[]).unwrap();
+    let stranger = tls::generate_dev_certificate(&[]).unwrap();
+    write(&dir.path().join("tls.crt"), &server_cert.cert_pem);
+    write(&dir.path().join("tls.key"), &server_cert.key_pem);
+    write(&dir.path().join("client-ca.crt"), &client_ca.ca_pem);
+    let mut cfg = config(dir.path());
+    cfg.tls = TlsSource::Files {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    cfg.client_ca = Some(dir.path().join("client-ca.crt"));
+    let server = start(cfg).await;
+    let pod = review("v1", "CREATE", Some(reference_pod()), None);
+    let with_identity = |cert: &tls::DevCertificate| {
+        let pem = format!("{}{}", cert.cert_pem, cert.key_pem);
+        reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(server_cert.ca_pem.as_bytes()).unwrap(),
+            ])
+            .identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let anonymous = client_trusting(&[&server_cert.ca_pem]);
+    assert!(
+        anonymous
+            .post(server.url())
+            .json(&pod)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        with_identity(&stranger)
+            .post(server.url())
+            .json(&pod)
+            .send()
+            .await
+            .is_err()
+    );
+    let resp = with_identity(&client_ca)
+        .post(server.url())
+        .json(&pod)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.stop().await;
+}
