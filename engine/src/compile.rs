@@ -65,6 +65,17 @@ impl CompiledTemplate {
             message,
         };
         rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
+        let mut libraries = rego::KnownFunctions::default();
+        for lib in &code.libs {
+            libraries.add_library(lib);
+        }
+        let mut extensions = vec!["sprintf"];
+        if !code.v1 {
+            extensions.extend(rego::DEPRECATED_BUILTINS.iter().map(|(n, _)| *n));
+        }
+        if let Some(e) = rego::undefined_function(&code.rego, &libraries, &extensions) {
+            return Err(fail(&code.field, e.to_string()));
+        }
         if !rego::rule_is_defined(&code.rego, "violation") {
             return Err(fail(
                 &code.field,
@@ -103,6 +114,17 @@ impl CompiledTemplate {
                 }),
             )
             .map_err(|e| fail(&code.field, e.to_string()))?;
+        if !code.v1 {
+            for (name, arity) in rego::DEPRECATED_BUILTINS {
+                engine
+                    .add_extension(
+                        name.to_string(),
+                        arity,
+                        Box::new(move |args: Vec<RegoValue>| rego::call_deprecated(name, &args)),
+                    )
+                    .map_err(|e| fail(&code.field, e.to_string()))?;
+            }
+        }
         for (i, lib) in code.libs.iter().enumerate() {
             let field = format!("{}.libs[{i}]", parent_field(&code.field));
             rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;

@@ -73,6 +73,16 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
+    /// True when the error is about a ConstraintTemplate (rather than a constraint).
+    pub fn is_about_template(&self) -> bool {
+        match self {
+            PolicyError::Invalid { subject, .. }
+            | PolicyError::Rego { subject, .. }
+            | PolicyError::Duplicate { subject, .. } => subject.kind == "ConstraintTemplate",
+            _ => false,
+        }
+    }
+
     /// True for errors gator reports as `ErrSchema` (what `invalid: true` tests expect).
     pub fn is_schema_error(&self) -> bool {
         matches!(self, PolicyError::Schema { .. })

@@ -59,6 +59,7 @@ fn failures_exit_1_with_expected_pattern_all_messages_and_rerun_command() {
     assert!(!stdout.contains("--- FAIL: passes"), "{stdout}");
     assert!(stdout.contains("--- FAIL: required-labels\t("), "{stdout}");
     assert!(stdout.ends_with("FAIL\n\n"), "{stdout:?}");
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "Error: FAIL\n");
 }
 
 #[test]

@@ -130,13 +130,11 @@ impl Suite {
     }
 }
 
-/// `violations:` is an int-or-string; YAML 1.1 readers turn `yes`/`no` into booleans, so those
-/// are accepted too.
+/// `violations:` is an int-or-string. Suites are YAML 1.2 (as gator reads them), so `yes`/`no`
+/// are strings; a boolean `true`/`false` is rejected, as gator rejects the whole file.
 fn expectation(value: Option<&Value>, path: &str) -> Result<Expectation, FieldError> {
     Ok(match value {
         None => Expectation::AtLeastOne,
-        Some(Value::Bool(true)) => Expectation::AtLeastOne,
-        Some(Value::Bool(false)) => Expectation::None,
         Some(Value::String(s)) if s == "yes" => Expectation::AtLeastOne,
         Some(Value::String(s)) if s == "no" => Expectation::None,
         Some(Value::String(s)) => Expectation::Invalid(s.clone()),
@@ -173,4 +171,32 @@ fn find_line(source: &str, name: &str, from: &mut usize) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn suite_with(violations: Value) -> Result<Suite, FieldError> {
+        let doc = json!({"apiVersion": "test.gatekeeper.sh/v1alpha1", "kind": "Suite", "tests": [
+            {"name": "t", "template": "t.yaml", "constraint": "c.yaml", "cases": [
+                {"name": "c", "object": "o.yaml", "assertions": [{"violations": violations}]}]}]});
+        Suite::from_value(&doc, "")
+    }
+
+    #[test]
+    fn violations_accept_yes_no_and_counts_but_not_booleans() {
+        let expect = |v: Value| {
+            suite_with(v).unwrap().tests[0].cases[0].assertions[0]
+                .violations
+                .clone()
+        };
+        assert_eq!(expect(json!("yes")), Expectation::AtLeastOne);
+        assert_eq!(expect(json!("no")), Expectation::None);
+        assert_eq!(expect(json!(2)), Expectation::Exactly(2));
+        assert_eq!(expect(json!("maybe")), Expectation::Invalid("maybe".into()));
+        let err = suite_with(json!(false)).unwrap_err();
+        assert_eq!(err.field, "tests[0].cases[0].assertions[0].violations");
+    }
 }

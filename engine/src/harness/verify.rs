@@ -10,6 +10,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::document::{self, Document};
+use crate::error::PolicyError;
 use crate::evaluate::{self, Context, enforcement_point};
 use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test, split_api_version};
 use crate::harness::inventory::Inventory;
@@ -355,12 +356,19 @@ fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
     };
     PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());
-        let prefix = if sources.templates.is_empty() {
+        // The first error is the root cause: a broken template also leaves its constraint
+        // without a kind, which gator never reports separately.
+        let first = errors
+            .0
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let prefix = if errors.0.first().is_some_and(PolicyError::is_about_template) {
             "adding template"
         } else {
             "adding constraint"
         };
-        (format!("{prefix}: {errors}"), schema)
+        (format!("{prefix}: {first}"), schema)
     })
 }
 

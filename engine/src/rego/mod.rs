@@ -5,10 +5,14 @@
 //! never evaluates; every rewrite keeps line numbers so regorus's errors still point at the
 //! author's lines.
 
+mod deprecated;
 mod lexer;
 mod negation;
 mod rewrite;
 mod sprintf;
 
-pub use rewrite::{RefError, check_refs, normalize, rule_is_defined};
+pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
+pub use rewrite::{
+    KnownFunctions, RefError, check_refs, normalize, rule_is_defined, undefined_function,
+};
 pub use sprintf::{go_quote as go_quote_str, go_sprintf};

@@ -427,3 +427,191 @@ mod negation_tests {
         assert_eq!(guards("not f(x) with input as {}"), "");
     }
 }
+
+/// The function names a module set defines, for [`undefined_function`].
+#[derive(Debug, Default)]
+pub struct KnownFunctions {
+    /// `data.<package>.<name>` of every rule or function in library modules.
+    library: std::collections::BTreeSet<String>,
+}
+
+impl KnownFunctions {
+    /// Records the rules a library module defines.
+    pub fn add_library(&mut self, src: &str) {
+        let tokens = tokenize(src);
+        let Some(package) = package_of(src, &tokens) else {
+            return;
+        };
+        for name in defined_names(src, &tokens) {
+            self.library.insert(format!("data.{package}.{name}"));
+        }
+    }
+}
+
+fn package_of(src: &str, tokens: &[Token]) -> Option<String> {
+    let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+    let at = sig.iter().position(|t| text(src, t) == "package")?;
+    let mut parts = Vec::new();
+    for t in &sig[at + 1..] {
+        match t.kind {
+            Kind::Ident => parts.push(text(src, t)),
+            Kind::Punct('.') => {}
+            _ => break,
+        }
+        if tokens
+            .iter()
+            .any(|n| n.start == t.end && n.kind == Kind::Newline)
+        {
+            break;
+        }
+    }
+    Some(parts.join("."))
+}
+
+fn defined_names(src: &str, tokens: &[Token]) -> Vec<String> {
+    let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+    statements(src, tokens)
+        .iter()
+        .filter_map(|start| {
+            let i = sig.iter().position(|t| t.start == start.start)?;
+            let first = text(src, sig[i]);
+            let name = if first == "default" {
+                sig.get(i + 1).map(|t| text(src, t))?
+            } else {
+                first
+            };
+            (!matches!(name, "package" | "import")).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Import aliases of a module: alias → imported path (`helpers` → `data.lib.helpers`).
+fn imports(src: &str, tokens: &[Token]) -> Vec<(String, String)> {
+    let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+    let mut out = Vec::new();
+    for (i, t) in sig.iter().enumerate() {
+        if text(src, t) != "import" {
+            continue;
+        }
+        let mut path = Vec::new();
+        let mut j = i + 1;
+        while let Some(t) = sig.get(j) {
+            match t.kind {
+                Kind::Ident if path.is_empty() || sig[j - 1].kind == Kind::Punct('.') => {
+                    path.push(text(src, t));
+                }
+                Kind::Punct('.') => {}
+                _ => break,
+            }
+            j += 1;
+        }
+        let alias = match (sig.get(j), sig.get(j + 1)) {
+            (Some(a), Some(name)) if text(src, a) == "as" => text(src, name).to_string(),
+            _ => path.last().map(|s| s.to_string()).unwrap_or_default(),
+        };
+        out.push((alias, path.join(".")));
+    }
+    out
+}
+
+/// The first call in `src` to a function that is neither a regorus builtin, one of `extra`,
+/// defined in the module, nor defined in a library: OPA rejects such a template at compile
+/// time, where regorus would only fail when evaluation reaches the call.
+pub fn undefined_function(
+    src: &str,
+    libraries: &KnownFunctions,
+    extra: &[&str],
+) -> Option<RefError> {
+    let tokens = tokenize(src);
+    let local = defined_names(src, &tokens);
+    let aliases = imports(src, &tokens);
+    let heads: std::collections::BTreeSet<usize> =
+        statements(src, &tokens).iter().map(|t| t.start).collect();
+    let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+    let builtins = &*regorus::unstable::BUILTINS;
+    let mut i = 0;
+    while i < sig.len() {
+        let t = sig[i];
+        let chain_start = t.kind == Kind::Ident
+            && (i == 0 || sig[i - 1].kind != Kind::Punct('.'))
+            && !heads.contains(&t.start)
+            && !(i > 0 && text(src, sig[i - 1]) == "default");
+        if !chain_start {
+            i += 1;
+            continue;
+        }
+        let mut parts = vec![text(src, t)];
+        let mut j = i + 1;
+        while j + 1 < sig.len()
+            && sig[j].kind == Kind::Punct('.')
+            && sig[j + 1].kind == Kind::Ident
+            && sig[j].start == sig[j - 1].end
+        {
+            parts.push(text(src, sig[j + 1]));
+            j += 2;
+        }
+        let is_call = sig
+            .get(j)
+            .is_some_and(|n| n.kind == Kind::Punct('(') && n.start == sig[j - 1].end);
+        i = j;
+        if !is_call || KEYWORDS.contains(&parts[0]) {
+            continue;
+        }
+        let name = parts.join(".");
+        // `set()` is the empty-set literal, not a call.
+        let known = name == "set"
+            || builtins.contains_key(name.as_str())
+            || extra.contains(&name.as_str())
+            || name == "print"
+            || local.iter().any(|l| *l == parts[0])
+            || libraries.library.contains(&name)
+            || aliases.iter().any(|(alias, path)| {
+                let target = std::iter::once(path.as_str())
+                    .chain(parts[1..].iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                *alias == parts[0] && libraries.library.contains(&target)
+            });
+        if !known {
+            let (line, column) = line_col(src, t.start);
+            return Some(RefError {
+                line,
+                column,
+                message: format!("undefined function {name}"),
+            });
+        }
+    }
+    None
+}
+
+const KEYWORDS: [&str; 14] = [
+    "not", "some", "in", "if", "else", "with", "as", "contains", "every", "default", "package",
+    "import", "true", "false",
+];
+
+#[cfg(test)]
+mod function_tests {
+    use super::*;
+
+    #[test]
+    fn calls_must_resolve_to_builtins_local_or_library_functions() {
+        let mut libs = KnownFunctions::default();
+        libs.add_library("package lib.helpers\nhas_prefix(s, p) { startswith(s, p) }\n");
+        let ok = "package a\nimport data.lib.helpers\nf(x) = y { y := lower(x) }\ndefault g(_) := false\nviolation[{\"msg\": m}] {\n  m := sprintf(\"%v\", [f(input.x)])\n  helpers.has_prefix(m, \"a\")\n  data.lib.helpers.has_prefix(m, \"b\")\n  object.get(input, \"k\", 1)\n  g(1)\n}\n";
+        assert_eq!(undefined_function(ok, &libs, &["sprintf"]), None);
+        let bad = "package a\nviolation[{\"msg\": \"x\"}] {\n  c := input.review.object.spec.containers[_]\n  no_such_function(c)\n}\n";
+        let err = undefined_function(bad, &libs, &[]).unwrap();
+        assert_eq!((err.line, err.column), (4, 3));
+        assert_eq!(err.message, "undefined function no_such_function");
+        assert!(
+            undefined_function(
+                "package a\nv { helpers.nope(1) }\nimport data.lib.helpers\n",
+                &libs,
+                &[]
+            )
+            .is_some()
+        );
+        let direct = "package a\nimport data.lib.helpers.has_prefix\nv { has_prefix(\"a\", \"b\"); s := set() }\n";
+        assert_eq!(undefined_function(direct, &libs, &[]), None);
+    }
+}

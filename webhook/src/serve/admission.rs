@@ -107,7 +107,21 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         .pointer("/request/dryRun")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let answer = decide(&state, review);
+    let uid = review
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let span = tracing::debug_span!("admission_review", uid, api_version);
+    let answer = span.in_scope(|| {
+        let answer = decide(&state, review);
+        tracing::debug!(
+            status = answer.status.label(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "answered"
+        );
+        answer
+    });
     record(&state, answer.status, dry_run, started);
     Json(json!({
         "apiVersion": api_version,
