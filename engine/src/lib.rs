@@ -14,6 +14,7 @@ pub mod gatekeeper;
 pub mod harness;
 pub mod load;
 pub mod matching;
+pub mod pack_build;
 pub mod policy_set;
 pub mod rego;
 pub mod review;

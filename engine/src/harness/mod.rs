@@ -3,4 +3,6 @@
 
 pub mod inventory;
 pub mod printer;
+pub mod rego_test;
+pub mod rego_test_printer;
 pub mod verify;

@@ -1,7 +1,9 @@
 //! Command-line interface: argument parsing and dispatch. Each command lives in its own module.
 
+mod build;
 mod eval;
 mod serve;
+mod test;
 mod verify;
 
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Serve the validating admission webhook over HTTPS.
     Serve(Box<crate::serve::config::ServeArgs>),
+    /// Run Rego unit tests (`test_*` rules) and report like `opa test`.
+    Test(test::TestArgs),
+    /// Generate constraints/<p>/template.yaml from policies/<p>/src.rego (`--check`: fail on drift).
+    Build(build::BuildArgs),
 }
 
 impl Cli {
@@ -33,6 +39,8 @@ impl Cli {
             Command::Verify(args) => verify::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Serve(args) => serve::run(*args),
+            Command::Test(args) => test::run(args),
+            Command::Build(args) => build::run(args),
         }
     }
 }

@@ -1,0 +1,105 @@
+//! `tollgate build [POLICIES_DIR] [--out CONSTRAINTS_DIR] [--check]`: writes each
+//! `<out>/<p>/template.yaml` from `<policies>/<p>/src.rego`, or with `--check` writes nothing
+//! and reports every template that differs from what would be generated.
+//!
+//! Exit codes: 0 written or in sync; 1 when `--check` finds drift; 2 for errors (unreadable
+//! files, a bad `# METADATA` block, Rego that does not parse), which name the file and line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tollgate_engine::pack_build;
+
+/// Arguments of `build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Directory with one `<p>/src.rego` per policy.
+    #[arg(default_value = "policies")]
+    policies: PathBuf,
+    /// Directory the templates go to, as `<out>/<p>/template.yaml`.
+    #[arg(long, default_value = "constraints")]
+    out: PathBuf,
+    /// Write nothing; exit 1 with a diff when a committed template is out of date.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Writes to stdout, ignoring a closed pipe (`tollgate build --check | head`).
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Generates (or checks) the templates.
+pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let BuildArgs {
+        policies,
+        out,
+        check,
+    } = args;
+    let templates = pack_build::generate(&policies, &out)?;
+    if templates.is_empty() {
+        anyhow::bail!(
+            "no policies found: {} has no <policy>/src.rego",
+            policies.display()
+        );
+    }
+    let mut stale = 0;
+    for t in &templates {
+        let target = t.target.display().to_string();
+        let current = match std::fs::read_to_string(&t.target) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("failed to read {target}")),
+        };
+        if current.as_deref() == Some(t.content.as_str()) {
+            if !check {
+                say(&format!("{target}: up to date\n"));
+            }
+            continue;
+        }
+        stale += 1;
+        if check {
+            match &current {
+                Some(old) => {
+                    let diff = pack_build::unified_diff(
+                        old,
+                        &t.content,
+                        &format!("{target} (committed)"),
+                        &format!("{target} (generated from {})", t.source.display()),
+                    )
+                    .unwrap_or_default();
+                    say(&diff);
+                }
+                None => say(&format!(
+                    "{target}: missing (generated from {})\n",
+                    t.source.display()
+                )),
+            }
+        } else {
+            if let Some(dir) = t.target.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
+            }
+            std::fs::write(&t.target, &t.content)
+                .with_context(|| format!("failed to write {target}"))?;
+            say(&format!("{target}: written\n"));
+        }
+    }
+    if check {
+        if stale > 0 {
+            eprintln!(
+                "{stale} of {} templates out of date: run `tollgate build` and commit the result",
+                templates.len()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        let n = templates.len();
+        let plural = if n == 1 { "" } else { "s" };
+        say(&format!("{n} template{plural} up to date\n"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
