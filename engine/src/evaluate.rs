@@ -56,6 +56,9 @@ pub struct Violation {
     pub actions: Vec<EnforcementAction>,
     /// The ExpansionTemplate, when the result is about a generated object.
     pub implied_by: Option<String>,
+    /// True when the result stands for an evaluation or match error (its message is the
+    /// error), not a policy violation; `--fail-open` admits these.
+    pub is_error: bool,
 }
 
 impl Violation {
@@ -170,6 +173,7 @@ fn evaluate_constraints(
                     details: Value::Object(Default::default()),
                     actions: actions.clone(),
                     implied_by: None,
+                    is_error: true,
                 });
                 continue;
             }
@@ -194,10 +198,10 @@ fn evaluate_constraints(
             observe(c, started.elapsed());
         }
         outcome.prints.extend(evaluation.prints);
-        let results = match evaluation.result {
-            Ok(value) => parse_results(&value),
+        let (results, is_error) = match evaluation.result {
+            Ok(value) => (parse_results(&value), false),
             // Gatekeeper's driver turns an evaluation error into one result per constraint.
-            Err(e) => vec![(e, Value::Object(Default::default()))],
+            Err(e) => (vec![(e, Value::Object(Default::default()))], true),
         };
         for (msg, details) in results {
             outcome.violations.push(Violation {
@@ -206,6 +210,7 @@ fn evaluate_constraints(
                 details,
                 actions: actions.clone(),
                 implied_by: None,
+                is_error,
             });
         }
     }

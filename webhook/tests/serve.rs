@@ -601,6 +601,46 @@ async fn runaway_template_is_stopped_by_the_budget_and_reported_as_its_violation
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_admits_what_could_not_be_evaluated_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), slow_template());
+    write(&policies.join("constraint.yaml"), &slow_constraint(20_000));
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.eval_budget = Duration::from_millis(100);
+    cfg.fail_open = true;
+    let server = start(cfg).await;
+    let resp = server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    let warning = resp["response"]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("[slow] not evaluated (fail-open): "),
+        "{warning}"
+    );
+    assert!(warning.contains("exceeded time limit"), "{warning}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_negotiated_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let resp = server
+        .client
+        .post(server.url())
+        .json(&review("v1", "CREATE", Some(reference_pod()), None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");

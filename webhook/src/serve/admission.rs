@@ -248,7 +248,18 @@ fn decide(state: &AppState, review: Value) -> Answer {
             return refuse(&uid, 500, e.to_string());
         }
     };
-    let decision = Decision::from_violations(outcome.violations);
+    let (failed, violations): (Vec<_>, Vec<_>) = outcome
+        .violations
+        .into_iter()
+        .partition(|v| v.is_error && settings.fail_open);
+    let mut decision = Decision::from_violations(violations);
+    for v in &failed {
+        tracing::warn!(uid, constraint = %v.constraint.constraint.name, error = %v.msg, "evaluation failed; admitting (fail-open)");
+        decision.warnings.push(format!(
+            "[{}] not evaluated (fail-open): {}",
+            v.constraint.constraint.name, v.msg
+        ));
+    }
     for v in &decision.violations {
         for action in &v.actions {
             metrics

@@ -161,6 +161,7 @@ impl Server {
         let app = router(state.clone(), config.request_timeout);
         let https_task = tokio::spawn(server.serve(app.into_make_service()));
 
+        let probe_addr = probes.local_addr()?;
         let probe_shutdown = shutdown.clone();
         let probe_app = probes::router(state.clone());
         let probe_task = tokio::spawn(async move {
@@ -173,6 +174,7 @@ impl Server {
             anyhow::bail!("the HTTPS listener on {https_addr} failed to start");
         }
         state.set_tls_bound();
+        tracing::info!(address = %probe_addr, "serving probes and metrics on http://{probe_addr}");
         tracing::info!(address = %https_addr, "serving admission reviews on https://{https_addr}/v1/admit");
         if let (Some(_), TlsSource::Generated { ca_file }) = (&dev_ca, &config.tls) {
             let ca = std::fs::canonicalize(ca_file).unwrap_or_else(|_| ca_file.clone());
