@@ -6,7 +6,6 @@
 //! prepared engine; it never parses again.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -82,49 +81,19 @@ impl CompiledTemplate {
                 "missing required rule: the template must define `violation`".to_string(),
             ));
         }
-        let mut engine = Engine::new();
-        engine.set_rego_v0(!code.v1);
-        engine.set_strict_builtin_errors(false);
+        let mut engine =
+            rego::opa_compatible_engine(code.v1).map_err(|e| fail(&code.field, e.to_string()))?;
         if let Some(limit) = budget {
             engine.set_execution_timer_config(ExecutionTimerConfig {
                 limit,
                 check_interval: NonZeroU32::MIN.saturating_add(63),
             });
         }
-        // print() output is collected per evaluation (gator shows it), never written to stdout.
-        engine.set_gather_prints(true);
         // Gatekeeper always provides data.inventory, empty until something is synced.
         engine
             .add_data(RegoValue::from(serde_json::json!({"inventory": {}})))
             .map_err(|e| fail(&code.field, e.to_string()))?;
-        engine
-            .add_extension(
-                "sprintf".to_string(),
-                2,
-                Box::new(|args: Vec<RegoValue>| {
-                    let format = args
-                        .first()
-                        .and_then(|f| f.as_string().ok())
-                        .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
-                    let items = match args.get(1) {
-                        Some(RegoValue::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
-                        _ => anyhow::bail!("sprintf: operand 2 must be array"),
-                    };
-                    Ok(RegoValue::from(rego::go_sprintf(format, &items)))
-                }),
-            )
-            .map_err(|e| fail(&code.field, e.to_string()))?;
-        if !code.v1 {
-            for (name, arity) in rego::DEPRECATED_BUILTINS {
-                engine
-                    .add_extension(
-                        name.to_string(),
-                        arity,
-                        Box::new(move |args: Vec<RegoValue>| rego::call_deprecated(name, &args)),
-                    )
-                    .map_err(|e| fail(&code.field, e.to_string()))?;
-            }
-        }
+
         for (i, lib) in code.libs.iter().enumerate() {
             let field = format!("{}.libs[{i}]", parent_field(&code.field));
             rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;
@@ -206,7 +175,7 @@ impl CompiledTemplate {
             .take_prints()
             .unwrap_or_default()
             .into_iter()
-            .map(|p| strip_print_location(&p).to_string())
+            .map(|p| rego::strip_print_location(&p).to_string())
             .collect();
         Evaluation { result, prints }
     }
@@ -233,17 +202,6 @@ fn is_compile_error(message: &str) -> bool {
     ]
     .iter()
     .any(|m| message.contains(m))
-}
-
-/// regorus prefixes `print()` output with `file.rego:line: `; OPA's print hook in gator does not.
-fn strip_print_location(line: &str) -> &str {
-    let Some((loc, rest)) = line.split_once(": ") else {
-        return line;
-    };
-    match loc.rsplit_once(':') {
-        Some((file, n)) if file.ends_with(".rego") && n.parse::<u32>().is_ok() => rest,
-        _ => line,
-    }
 }
 
 /// Rewrites a regorus evaluation error the way OPA words it (`template:<line>: <code>: <msg>`),
@@ -323,6 +281,3 @@ fn last_definition(rego: &str, line: usize, column: usize) -> Option<usize> {
         .map(|(i, _)| i + 1)
         .last()
 }
-
-/// Shares compiled templates between policy sets.
-pub type SharedTemplate = Arc<CompiledTemplate>;

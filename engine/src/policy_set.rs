@@ -183,12 +183,6 @@ impl PolicySet {
         })
     }
 
-    /// Adds one more compiled constraint (used by `verify`, which builds a set per test).
-    pub fn with_constraint(mut self, c: CompiledConstraint) -> Self {
-        self.constraints.push(Arc::new(c));
-        self
-    }
-
     /// The template for a constraint kind.
     pub fn template(&self, kind: &str) -> Option<&Arc<CompiledTemplate>> {
         self.templates.get(kind)

@@ -478,33 +478,6 @@ struct RuleInfo {
     case_probe: Option<(usize, String)>,
 }
 
-/// Registers the Go-compatible `sprintf` exactly as [`crate::compile`] does for templates.
-fn add_go_sprintf(engine: &mut Engine) -> anyhow::Result<()> {
-    engine.add_extension(
-        "sprintf".to_string(),
-        2,
-        Box::new(|args: Vec<RegoValue>| {
-            let format = args
-                .first()
-                .and_then(|f| f.as_string().ok())
-                .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
-            let items = match args.get(1) {
-                Some(RegoValue::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
-                _ => anyhow::bail!("sprintf: operand 2 must be array"),
-            };
-            Ok(RegoValue::from(rego::go_sprintf(format, &items)))
-        }),
-    )
-}
-
-fn new_engine(v0: bool) -> Engine {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(v0);
-    engine.set_strict_builtin_errors(false);
-    engine.set_gather_prints(true);
-    engine
-}
-
 /// Whether a module is v1 under the given default: `import rego.v1` makes a v0 module v1.
 fn module_is_v1(src: &str, v0_default: bool) -> bool {
     !v0_default
@@ -744,7 +717,8 @@ fn rule_info(rule: &Rule, coverable: &mut BTreeSet<u32>) -> Option<RuleInfo> {
 }
 
 fn parse_module(display: &str, source: String, v0: bool) -> Result<Parsed, String> {
-    let mut scratch = new_engine(v0);
+    let mut scratch = Engine::new();
+    scratch.set_rego_v0(v0);
     let package = scratch
         .add_policy(display.to_string(), source.clone())
         .map_err(|e| e.to_string())?;
@@ -931,21 +905,8 @@ impl Suite {
             return Err(RegoTestError::Load(errors));
         }
         let tests = collect_tests(&mut parsed);
-        let mut engine = new_engine(v0);
-        add_go_sprintf(&mut engine).map_err(|e| RegoTestError::Compile(e.to_string()))?;
-        if v0 {
-            // OPA keeps the deprecated builtins (`any`, `re_match`, ...) for v0 modules, as
-            // [`crate::compile`] does for v0 templates.
-            for (name, arity) in rego::DEPRECATED_BUILTINS {
-                engine
-                    .add_extension(
-                        name.to_string(),
-                        arity,
-                        Box::new(move |args: Vec<RegoValue>| rego::call_deprecated(name, &args)),
-                    )
-                    .map_err(|e| RegoTestError::Compile(e.to_string()))?;
-            }
-        }
+        let mut engine =
+            rego::opa_compatible_engine(!v0).map_err(|e| RegoTestError::Compile(e.to_string()))?;
         engine
             .add_data(RegoValue::from(data))
             .map_err(|e| RegoTestError::Load(vec![e.to_string()]))?;
@@ -1010,7 +971,7 @@ impl Suite {
             result.duration = started.elapsed();
             let mut cases = Vec::new();
             for p in engine.take_prints().unwrap_or_default() {
-                let line = strip_print_location(&p);
+                let line = rego::strip_print_location(&p);
                 match line.strip_prefix(CASE_MARKER) {
                     Some(case) => cases.push(case.trim_start().to_string()),
                     None => result.output.push(line.to_string()),
@@ -1153,17 +1114,6 @@ fn sub_results(v: &RegoValue) -> Vec<SubResult> {
     out
 }
 
-/// regorus prefixes `print()` output with `file.rego:line: `; OPA's test print hook does not.
-fn strip_print_location(line: &str) -> &str {
-    let Some((loc, rest)) = line.split_once(": ") else {
-        return line;
-    };
-    match loc.rsplit_once(':') {
-        Some((file, n)) if file.ends_with(".rego") && n.parse::<u32>().is_ok() => rest,
-        _ => line,
-    }
-}
-
 /// Loads and runs in one step.
 pub fn run(paths: &[String], options: &Options) -> Result<Report, RegoTestError> {
     Suite::load(paths, options)?.run(options)
@@ -1189,8 +1139,7 @@ mod tests {
 
     #[test]
     fn print_location_is_stripped_only_when_it_is_one() {
-        assert_eq!(strip_print_location("a.rego:3: hello"), "hello");
-        assert_eq!(strip_print_location("note: hello"), "note: hello");
+        assert_eq!(rego::strip_print_location("a.rego:3: hello"), "hello");
     }
 
     #[test]

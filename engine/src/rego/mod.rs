@@ -6,12 +6,14 @@
 //! author's lines.
 
 mod deprecated;
+mod engine;
 mod lexer;
 mod negation;
 mod rewrite;
 mod sprintf;
 
 pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
+pub use engine::{opa_compatible_engine, strip_print_location};
 pub use rewrite::{
     KnownFunctions, RefError, check_refs, normalize, rule_is_defined, undefined_function,
 };
