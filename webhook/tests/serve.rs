@@ -24,6 +24,7 @@ fn config(dir: &Path) -> ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         probe_listen: "127.0.0.1:0".parse().unwrap(),
         policies: Vec::new(),
+        with_embedded_pack: false,
         tls: TlsSource::Generated {
             ca_file: dir.join("ca.pem"),
         },
@@ -291,6 +292,41 @@ async fn wait_for_metric(server: &Running, needle: &str) {
     }
     let (_, text) = server.probe("/metrics").await;
     panic!("metric {needle} never appeared:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_policies_can_sit_beside_the_embedded_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(
+        &policies.join("constraint.yaml"),
+        &catch_all_constraint("deny"),
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.with_embedded_pack = true;
+    let server = start(cfg).await;
+    let runc = |ns: &str| {
+        pod_with(|p| {
+            p["spec"]["runtimeClassName"] = json!("runc");
+            p["metadata"]["namespace"] = json!(ns);
+        })
+    };
+    // The extra constraint uses the pack's template and applies everywhere ...
+    let other = server
+        .admit(&review("v1", "CREATE", Some(runc("default")), None))
+        .await;
+    let message = other["response"]["status"]["message"].as_str().unwrap();
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.starts_with("[everywhere] "), "{message}");
+    // ... and the pack's own constraints still apply in logistics.
+    let tracker = server
+        .admit(&review("v1", "CREATE", Some(runc("logistics")), None))
+        .await;
+    let message = tracker["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("[tracker-runtime-class] "), "{message}");
+    assert!(message.contains("[everywhere] "), "{message}");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

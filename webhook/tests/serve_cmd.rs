@@ -72,6 +72,14 @@ fn start() -> Process {
     }
 }
 
+impl Drop for Process {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Process {
     async fn admit_runc_pod(&self) -> Value {
         let client = reqwest::Client::builder()
@@ -97,7 +105,7 @@ impl Process {
             .unwrap()
     }
 
-    fn terminate(mut self) -> (Option<i32>, String) {
+    fn terminate(&mut self) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -111,7 +119,7 @@ impl Process {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_mode_serves_the_embedded_pack_and_stops_cleanly_on_sigterm() {
-    let server = start();
+    let mut server = start();
     assert!(
         server
             .seen

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// when none is given.
     #[arg(long = "policies", env = "TOLLGATE_POLICIES", value_delimiter = ',')]
     pub policies: Vec<PathBuf>,
+    /// Load the embedded tracker pack as well as `--policies` (extra templates and constraints
+    /// beside the pack).
+    #[arg(long, env = "TOLLGATE_WITH_EMBEDDED_PACK")]
+    pub with_embedded_pack: bool,
     /// PEM certificate chain; without it a self-signed CA and certificate are generated.
     #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -123,6 +127,8 @@ pub struct ServeConfig {
     pub probe_listen: SocketAddr,
     /// Policy paths; empty = embedded pack.
     pub policies: Vec<PathBuf>,
+    /// Also load the embedded pack when `policies` is not empty.
+    pub with_embedded_pack: bool,
     /// Certificate source.
     pub tls: TlsSource,
     /// Client CA for mutual TLS.
@@ -164,6 +170,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             listen,
             probe_listen,
             policies,
+            with_embedded_pack,
             tls_cert,
             tls_key,
             client_ca,
@@ -217,6 +224,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             listen,
             probe_listen,
             policies,
+            with_embedded_pack,
             tls,
             client_ca,
             exemptions: Exemptions {

@@ -23,6 +23,8 @@ use crate::pack;
 pub struct PolicySource {
     /// Paths; empty = the embedded pack.
     pub paths: Vec<PathBuf>,
+    /// Load the embedded pack too when `paths` is not empty.
+    pub with_embedded_pack: bool,
     /// Add the built-in workload expansion.
     pub expand: bool,
     /// Per-evaluation budget.
@@ -35,11 +37,14 @@ type Fingerprint = Vec<(PathBuf, Vec<u8>)>;
 impl PolicySource {
     /// Reads and compiles the policies. The error text names every problem with its location.
     pub fn load(&self) -> Result<PolicySet, String> {
-        let sources = if self.paths.is_empty() {
+        let mut sources = if self.paths.is_empty() || self.with_embedded_pack {
             pack::sources().map_err(|e| e.to_string())?
         } else {
-            Sources::from_paths(&self.paths).map_err(|e| e.to_string())?
+            Sources::default()
         };
+        for path in &self.paths {
+            sources.add_path(path).map_err(|e| e.to_string())?;
+        }
         let options = BuildOptions {
             accept_unknown_actions: false,
             eval_budget: Some(self.eval_budget),

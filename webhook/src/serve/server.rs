@@ -219,6 +219,7 @@ impl Server {
 fn policy_source(config: &ServeConfig) -> PolicySource {
     PolicySource {
         paths: config.policies.clone(),
+        with_embedded_pack: config.with_embedded_pack,
         expand: config.expand,
         eval_budget: config.eval_budget,
     }

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Assertions on a rendered tollgate chart (helm template output), for tests/e2e/chart-check.sh.
+
+Usage: chart_assert.py RENDERED.yaml PROFILE RELEASE_NAMESPACE [VALUES.yaml]
+PROFILE is default, secret, single or full (the value sets under tests/e2e/values/). Prints one
+PASS:/FAIL: line per check; exits 1 if any failed.
+"""
+import base64
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+rendered, profile, namespace = sys.argv[1], sys.argv[2], sys.argv[3]
+values = yaml.safe_load(open(sys.argv[4])) if len(sys.argv) > 4 else {}
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+failed = 0
+
+
+def check(ok, what):
+    global failed
+    print(("PASS: " if ok else "FAIL: ") + f"[{profile}] {what}")
+    if not ok:
+        failed += 1
+
+
+def kinds(kind):
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def one(kind):
+    found = kinds(kind)
+    check(len(found) == 1, f"exactly one {kind} rendered (found {len(found)})")
+    return found[0] if found else {}
+
+
+dep = one("Deployment")
+vwc = one("ValidatingWebhookConfiguration")
+one("Service")
+pod = dep.get("spec", {}).get("template", {}).get("spec", {})
+containers = pod.get("containers", [])
+c = containers[0] if containers else {}
+sc, psc = c.get("securityContext", {}), pod.get("securityContext", {})
+
+# --- pod security (restricted Pod Security Standard)
+check(psc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is True, "runAsNonRoot on pod and container")
+check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+check(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
+check(sc.get("privileged") in (None, False), "not privileged")
+check(sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc.get("capabilities", {}).get("add"),
+      "capabilities drop [ALL], none added")
+check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+      and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccompProfile RuntimeDefault")
+check(pod.get("automountServiceAccountToken") is False, "no ServiceAccount token mounted")
+check(not any(v.get("hostPath") for v in pod.get("volumes", [])) and not pod.get("hostNetwork"),
+      "no hostPath volume, no host network")
+
+# --- resources, probes, env, args
+res = c.get("resources", {})
+if profile == "default":
+    check(res == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+          f"resources 50m/64Mi requests, 500m/256Mi limits (got {res})")
+    check(dep["spec"]["replicas"] == 2, "2 replicas")
+else:
+    check(res.get("requests") and res.get("limits"), "requests and limits set")
+ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+live, ready = c.get("livenessProbe", {}).get("httpGet", {}), c.get("readinessProbe", {}).get("httpGet", {})
+check(live.get("path") == "/healthz" and live.get("port") == "probe", "liveness /healthz on the probe port")
+check(ready.get("path") == "/readyz" and ready.get("port") == "probe", "readiness /readyz on the probe port")
+check("probe" in ports and ports.get("probe") != ports.get("webhook"), f"probe port separate from webhook port {ports}")
+env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c.get("env", [])}
+check(env.get("POD_NAMESPACE") == "metadata.namespace", "POD_NAMESPACE from the downward API")
+check(env.get("SERVICE_ACCOUNT_NAME") == "spec.serviceAccountName", "SERVICE_ACCOUNT_NAME from the downward API")
+args = c.get("args", [])
+check(args[:1] == ["serve"], "runs tollgate serve")
+for ns in (namespace, "kube-system"):
+    check(f"--exempt-namespace={ns}" in args, f"--exempt-namespace={ns}")
+check("--tls-cert=/tls/tls.crt" in args and "--tls-key=/tls/tls.key" in args, "serves the mounted certificate")
+anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+if profile == "default":
+    check(bool(anti.get("preferredDuringSchedulingIgnoredDuringExecution"))
+          and not anti.get("requiredDuringSchedulingIgnoredDuringExecution"),
+          "preferred (not required) pod anti-affinity: a single-node K3s still runs every replica")
+
+# --- webhook
+hooks = vwc.get("webhooks", [])
+check(len(hooks) == 1, "one webhook")
+h = hooks[0] if hooks else {}
+want_policy = "Ignore" if profile == "single" else "Fail"
+check(h.get("failurePolicy") == want_policy, f"failurePolicy {want_policy}")
+check(h.get("timeoutSeconds") == (5 if profile == "single" else 3), "timeoutSeconds from values (default 3)")
+check(h.get("sideEffects") == "None", "sideEffects None")
+exprs = h.get("namespaceSelector", {}).get("matchExpressions", [])
+notin = [e for e in exprs if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn"]
+exempt = notin[0].get("values", []) if notin else []
+check(namespace in exempt, f"namespaceSelector exempts the release namespace {namespace}")
+check("kube-system" in exempt, "namespaceSelector exempts kube-system")
+for label in ("admission.gatekeeper.sh/ignore", "admission.tollgate.dev/ignore"):
+    check({"key": label, "operator": "DoesNotExist"} in exprs, f"namespaceSelector exempts the {label} label")
+resources = [r for rule in h.get("rules", []) for r in rule.get("resources", [])]
+check(not [r for r in resources if r.endswith("/status") or r in ("*", "*/*")], "no status subresource in rules")
+for r in ("pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets", "daemonsets",
+          "jobs", "cronjobs", "replicationcontrollers"):
+    check(r in resources, f"rules cover {r}")
+ops = {o for rule in h.get("rules", []) for o in rule.get("operations", [])}
+check(ops == {"CREATE", "UPDATE"}, f"rules on CREATE and UPDATE only ({sorted(ops)})")
+svc = h.get("clientConfig", {}).get("service", {})
+check(svc.get("namespace") == namespace and svc.get("path") == "/v1/admit", "clientConfig points at the Service, /v1/admit")
+if profile in ("single", "full"):
+    check(h.get("matchConditions") == values["webhook"]["matchConditions"], "matchConditions from values")
+else:
+    check("matchConditions" not in h, "no matchConditions unless configured")
+
+# --- PodDisruptionBudget
+pdbs = kinds("PodDisruptionBudget")
+if dep.get("spec", {}).get("replicas", 1) > 1:
+    check(len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1, "PodDisruptionBudget maxUnavailable 1")
+else:
+    check(not pdbs, "no PodDisruptionBudget with one replica")
+
+# --- ServiceAccount without RBAC
+check(not [d for d in docs if d.get("kind") in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
+      "no RBAC objects (file mode reads nothing from the API)")
+sas = kinds("ServiceAccount")
+check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is False, "ServiceAccount without token automount")
+
+# --- policies ConfigMap
+cms = kinds("ConfigMap")
+if values.get("policies"):
+    check(len(cms) == 1 and set(cms[0].get("data", {})) == set(values["policies"]), "policies ConfigMap has every file")
+    check("--policies=/policies" in args, "--policies=/policies")
+    check(any(m.get("mountPath") == "/policies" for m in c.get("volumeMounts", [])), "policies mounted at /policies")
+    for name, content in cms[0].get("data", {}).items() if cms else []:
+        check(all(d.get("kind") for d in yaml.safe_load_all(content) if d), f"{name} parses as Kubernetes YAML")
+else:
+    check(not cms and not [a for a in args if a.startswith("--policies")], "no --policies: the embedded pack")
+
+# --- TLS
+secret_name = next((v["secret"]["secretName"] for v in pod.get("volumes", []) if v.get("name") == "tls"), None)
+ca_bundle = h.get("clientConfig", {}).get("caBundle")
+secrets = kinds("Secret")
+if profile in ("default", "single"):
+    check(len(secrets) == 1 and secrets[0]["metadata"]["name"] == secret_name, "tls.mode helm: Secret rendered and mounted")
+    data = secrets[0].get("data", {}) if secrets else {}
+    check(ca_bundle == data.get("ca.crt"), "caBundle is the Secret's ca.crt")
+    with tempfile.TemporaryDirectory() as tmp:
+        for key in ("ca.crt", "tls.crt"):
+            open(f"{tmp}/{key}", "wb").write(base64.b64decode(data.get(key, "")))
+        name = vwc["webhooks"][0]["clientConfig"]["service"]["name"]
+        verify = subprocess.run(["openssl", "verify", "-CAfile", f"{tmp}/ca.crt", "-verify_hostname",
+                                 f"{name}.{namespace}.svc", f"{tmp}/tls.crt"], capture_output=True, text=True)
+        check(verify.returncode == 0, f"tls.crt verifies against caBundle for {name}.{namespace}.svc "
+                                      f"{verify.stdout.strip()} {verify.stderr.strip()}")
+elif profile == "secret":
+    check(not secrets and secret_name == values["tls"]["secret"]["name"], "tls.mode secret: your Secret mounted, none rendered")
+    check(base64.b64decode(ca_bundle or "").decode().strip() == values["tls"]["secret"]["caBundle"].strip(),
+          "caBundle is the PEM from values, base64-encoded")
+elif profile == "full":
+    certs = kinds("Certificate")
+    serving = [x for x in certs if x["spec"].get("secretName") == secret_name]
+    check(len(serving) == 1 and not secrets, "tls.mode cert-manager: a Certificate writes the mounted Secret")
+    check(len(kinds("Issuer")) == 2 and any(x["spec"].get("isCA") for x in certs), "self-signed CA chain of Issuers")
+    ann = vwc.get("metadata", {}).get("annotations", {}).get("cert-manager.io/inject-ca-from")
+    check(ann == f"{namespace}/{serving[0]['metadata']['name']}" if serving else False, "cert-manager injects the caBundle")
+    check(pod.get("priorityClassName") == "system-cluster-critical", "priorityClassName from values")
+    check("--eval-budget=250ms" in args and "--exempt-namespace-prefix=kube-" in args, "extra args rendered")
+
+sys.exit(1 if failed else 0)

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Installs the pinned Kubernetes tools the end-to-end harness and the chart checks use, built from
+# Go modules into a cache outside the repository (the same cache as tests/tools/install.sh), so a
+# warm CI run reuses them. A tool is rebuilt only when its stamp (name + version) is missing.
+# Prints the bin directory on its last line. Nothing here is a stand-in: every binary is the real
+# upstream tool built from its published module.
+set -euo pipefail
+# chart_assert.py reads YAML with PyYAML (in the machine image; installed here if missing).
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet 'pyyaml==6.0.3' >&2
+K8S_VERSION=v1.30.14          # kube-apiserver and kubectl (the seed's edge nodes run K3s 1.30)
+ETCD_VERSION=v3.5.21          # the etcd line Kubernetes 1.30 is tested with
+HELM_VERSION=v3.19.0
+HELM_KUBE_MINOR=34           # helm v3.19.0 is built with k8s.io/client-go v0.34
+KUBECONFORM_VERSION=v0.7.0
+# Offline JSON schemas for kubeconform, from the kubernetes-validate PyPI package (it bundles
+# strict JSON schemas of the Kubernetes API per minor version; 1.30.0 holds those of 1.30).
+KUBERNETES_VALIDATE_VERSION=1.30.0
+CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
+BIN="$CACHE/bin"
+WORK="$CACHE/build"
+mkdir -p "$BIN" "$WORK"
+# Big Go builds on a small shared machine: be nice.
+NICE=(nice -n 10)
+
+have() { [ -x "$BIN/$1" ] && [ -f "$BIN/.$1-$2" ]; }
+stamp() { touch "$BIN/.$1-$2"; }
+
+# go install for modules whose go.mod has no replace directives. The stamp also names a hash of
+# the link flags, so changing how a tool is built rebuilds it.
+install_plain() { # name module/pkg version [ldflags]
+  local name=$1 pkg=$2 version=$3 ld="-s -w ${4:-}" key
+  key="$version-$(printf '%s' "$ld" | cksum | cut -d' ' -f1)"
+  have "$name" "$key" && return 0
+  echo "installing $name $version from $pkg" >&2
+  GOBIN="$BIN" GOFLAGS=-mod=mod "${NICE[@]}" go install -trimpath -ldflags "$ld" "$pkg@$version" >&2
+  rm -f "$BIN/.$name-"*
+  stamp "$name" "$key"
+}
+
+# A throwaway main module: needed where the tool's own go.mod uses replace directives (which
+# `go install pkg@version` refuses), e.g. etcd's sibling modules and Kubernetes' staging repos.
+new_module() { # dir
+  rm -rf "$1"; mkdir -p "$1"
+  (cd "$1" && go mod init tollgate-e2e-tools >/dev/null 2>&1 && go mod edit -go=1.22)
+}
+
+install_etcd() {
+  have etcd "$ETCD_VERSION" && return 0
+  echo "installing etcd $ETCD_VERSION from go.etcd.io/etcd/server/v3" >&2
+  local d="$WORK/etcd"
+  new_module "$d"
+  (cd "$d" && export GOFLAGS=-mod=mod &&
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2 &&
+    "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3 >&2)
+  stamp etcd "$ETCD_VERSION"
+}
+
+# kube-apiserver and kubectl from k8s.io/kubernetes: its go.mod requires every k8s.io/* staging
+# module at v0.0.0 and replaces it by ./staging/src/...; here each is replaced by the published
+# module of the same release (v1.30.14 -> v0.30.14).
+install_kube() {
+  if have kube-apiserver "$K8S_VERSION" && have kubectl "$K8S_VERSION"; then return 0; fi
+  echo "installing kube-apiserver and kubectl $K8S_VERSION from k8s.io/kubernetes" >&2
+  local d="$WORK/kubernetes" staging_version="v0.${K8S_VERSION#v1.}" gomod
+  new_module "$d"
+  gomod=$(cd "$d" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$gomod" ] || { echo "cannot download k8s.io/kubernetes@$K8S_VERSION" >&2; return 1; }
+  local args=() m
+  for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
+    args+=("-replace=$m=$m@$staging_version")
+  done
+  [ ${#args[@]} -gt 10 ] || { echo "no staging replaces found in $gomod" >&2; return 1; }
+  local v="k8s.io/component-base/version" c="k8s.io/client-go/pkg/version" minor
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  local ld="-s -w"
+  for p in $v $c; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  (cd "$d" && export GOFLAGS=-mod=mod &&
+    go mod edit "${args[@]}" &&
+    go get "k8s.io/kubernetes@$K8S_VERSION" >&2 &&
+    "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2 &&
+    "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl >&2)
+  stamp kube-apiserver "$K8S_VERSION"
+  stamp kubectl "$K8S_VERSION"
+}
+
+# kubeconform needs standalone schemas; kubernetes-validate ships "local-strict" ones whose $refs
+# point into a shared _definitions.json. Each kind's schema is rewritten to carry the definitions it
+# references, so kubeconform reads them from disk and never downloads anything.
+install_schemas() {
+  local dir="$CACHE/kubernetes-json-schema" ver="$KUBERNETES_VALIDATE_VERSION"
+  [ -f "$dir/.kubernetes-validate-$ver" ] && return 0
+  echo "installing JSON schemas from kubernetes-validate $ver (PyPI)" >&2
+  local tmp="$WORK/kubernetes-validate"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "kubernetes-validate==$ver" >&2
+  (cd "$tmp" && python3 -m zipfile -e ./*.whl unpacked >&2)
+  local src="$tmp/unpacked/kubernetes_validate/kubernetes-json-schema/v$ver-local-strict"
+  [ -f "$src/_definitions.json" ] || { echo "no $src/_definitions.json in kubernetes-validate $ver" >&2; return 1; }
+  rm -rf "$dir"; mkdir -p "$dir/v$ver-standalone-strict"
+  python3 - "$src" "$dir/v$ver-standalone-strict" <<'PYEOF'
+import json, os, sys
+src, out = sys.argv[1], sys.argv[2]
+defs = json.load(open(os.path.join(src, "_definitions.json")))["$defs"]
+PREFIX = "/api/_definitions.json#/$defs/"
+def walk(node, found):
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref.startswith(PREFIX):
+                ref = node["$ref"] = "#/$defs/" + ref[len(PREFIX):]
+            if ref.startswith("#/$defs/"):
+                found.append(ref[len("#/$defs/"):])
+        for v in node.values():
+            walk(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v, found)
+for name in sorted(os.listdir(src)):
+    if not name.endswith(".json") or name in ("_definitions.json", "all.json"):
+        continue
+    schema = json.load(open(os.path.join(src, name)))
+    schema.pop("$id", None)
+    todo, keep = [], {}
+    walk(schema, todo)
+    while todo:
+        d = todo.pop()
+        if d in keep or d not in defs:
+            continue
+        keep[d] = json.loads(json.dumps(defs[d]))
+        walk(keep[d], todo)
+    if keep:
+        schema["$defs"] = keep
+    with open(os.path.join(out, name), "w") as f:
+        json.dump(schema, f, separators=(",", ":"))
+PYEOF
+  rm -rf "$tmp"
+  touch "$dir/.kubernetes-validate-$ver"
+}
+
+install_plain kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \
+  "-X main.version=$KUBECONFORM_VERSION"
+# As helm's Makefile does: its version, and the Kubernetes version `helm template` assumes by
+# default (that of the client-go it is built with, 1.34 for helm 3.19).
+helm_ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$HELM_KUBE_MINOR"
+done
+install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
+install_schemas
+install_etcd
+install_kube
+echo "$BIN"

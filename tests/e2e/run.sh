@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# End-to-end: a real etcd + kube-apiserver on loopback, tollgate registered as a validating
+# webhook by URL, and kubectl applying the tracker workloads. No scheduler, controller-manager or
+# kubelet: objects are admitted or refused, never run.
+#
+# Usage: tests/e2e/run.sh            (tools from tests/e2e/install-tools.sh, tollgate from
+#                                     `cargo build -p tollgate`, or $TOLLGATE_BIN)
+#        E2E_KEEP=1 tests/e2e/run.sh (keep the work directory with logs and certificates)
+# Prints PASS/FAIL per step and a final "N passed, N failed"; exits 1 on any failure.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+E2E="$ROOT/tests/e2e"
+PACK="$ROOT/constraints"
+STEP_TIMEOUT=${E2E_STEP_TIMEOUT:-30}   # seconds for anything to come up
+TOLLGATE_NS=tollgate-system
+
+tools_bin=$(bash "$E2E/install-tools.sh" | tail -n 1) || { echo "FAIL: install-tools.sh"; exit 1; }
+export PATH="$tools_bin:$PATH"
+if [ -z "${TOLLGATE_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build -q -p tollgate) || { echo "FAIL: cargo build -p tollgate"; exit 1; }
+  TOLLGATE_BIN="$ROOT/target/debug/tollgate"
+fi
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-e2e.XXXXXX")
+mkdir -p "$W/logs" "$W/certs" "$W/objects"
+export KUBECONFIG="$W/kubeconfig"
+unset POD_NAMESPACE SERVICE_ACCOUNT_NAME TOLLGATE_SERVICE_ACCOUNT TOLLGATE_POLICIES
+
+# === processes ===
+
+declare -A PIDS=()
+LOGS=()
+
+start() { # name cmd... (runs in the background, output to $W/logs/name.log)
+  local name=$1; shift
+  local log="$W/logs/$name.log"
+  [[ " ${LOGS[*]} " == *" $log "* ]] || LOGS+=("$log")
+  echo "=== start $(date +%T): $*" >>"$log"
+  "$@" >>"$log" 2>&1 &
+  PIDS[$name]=$!
+}
+
+stop() { # name: SIGTERM, then SIGKILL after 10 s
+  local name=$1 pid=${PIDS[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  unset "PIDS[$name]"
+}
+
+show_logs() {
+  local log
+  for log in "${LOGS[@]}"; do
+    echo "----- last 40 lines of $log"
+    tail -n 40 "$log"
+  done
+}
+
+cleanup() {
+  local name
+  for name in tollgate kube-apiserver etcd; do stop "$name"; done
+  if [ -n "${E2E_KEEP:-}" ]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# description command...: retried every 0.2 s for STEP_TIMEOUT seconds; gives up at once when
+# the process named by $WATCH (a name given to start) has exited.
+WATCH=""
+wait_for() {
+  local what=$1 deadline=$((SECONDS + STEP_TIMEOUT)) pid status; shift
+  until "$@" >/dev/null 2>&1; do
+    pid=${PIDS[$WATCH]:-}
+    if [ -n "$WATCH" ] && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"; status=$?
+      unset "PIDS[$WATCH]"
+      echo "$WATCH exited with status $status while waiting for $what" >&2
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timed out after ${STEP_TIMEOUT}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# A component that does not come up ends the run: later steps would only fail in its wake.
+fatal() {
+  echo "FAIL: $*"
+  show_logs
+  echo "$PASSED passed, $((FAILED + 1)) failed"
+  exit 1
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# === steps ===
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+
+# Runs kubectl, keeping stdout and stderr apart: $OUT, $ERR, $RC.
+kc() {
+  kubectl "$@" >"$W/out" 2>"$W/err"
+  RC=$?
+  OUT=$(cat "$W/out")
+  ERR=$(cat "$W/err")
+}
+
+explain() { # shows what kubectl said under a failed step
+  echo "    exit $RC"
+  sed 's/^/    stdout: /' <<<"$OUT"
+  sed 's/^/    stderr: /' <<<"$ERR"
+}
+
+# The constraint names in kubectl's error lines (warnings left out), sorted and unique.
+denying_constraints() {
+  grep -v '^Warning:' <<<"$ERR" | grep -o '\[[a-z0-9-]*\]' | grep -v 'Implied' | sort -u | tr -d '[]' | paste -sd ' ' -
+}
+
+expect_accepted() { # description kubectl-args...
+  local what=$1; shift
+  kc "$@"
+  if [ $RC -eq 0 ]; then pass "$what"; else fail "$what"; explain; fi
+}
+
+expect_refused_by() { # description constraint file
+  local what=$1 constraint=$2 file=$3
+  kc apply -f "$file"
+  if [ $RC -ne 0 ] && grep -q 'admission webhook "validation.tollgate.dev" denied the request' <<<"$ERR" &&
+    [ "$(denying_constraints)" = "$constraint" ]; then
+    pass "$what refused by [$constraint]"
+  else
+    fail "$what refused by [$constraint] (and by no other constraint)"
+    explain
+  fi
+}
+
+pod_yaml() { # name namespace: a plain Pod, no tracker settings
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  namespace: $2
+spec:
+  containers:
+    - name: app
+      image: registry.example.com/infra/agent:1.0
+EOF
+}
+
+# === certificates ===
+
+cd "$W/certs" || fatal "cd $W/certs"
+cat >openssl.cnf <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = placeholder
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost, IP:10.0.0.1, DNS:kubernetes.default.svc
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+EOF
+new_ca() { # name CN
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -keyout "$1.key" \
+    -out "$1.crt" -subj "/CN=$2" -days 2 -config openssl.cnf -extensions ca 2>/dev/null
+}
+new_cert() { # name subject ca extensions
+  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -keyout "$1.key" \
+    -out "$1.csr" -subj "$2" -config openssl.cnf 2>/dev/null &&
+    openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -out "$1.crt" \
+      -days 2 -extfile openssl.cnf -extensions "$4" 2>/dev/null
+}
+{
+  new_ca kube-ca e2e-kube-ca &&
+    new_cert apiserver /CN=kube-apiserver kube-ca server &&
+    new_cert admin "/O=system:masters/CN=e2e-admin" kube-ca client &&
+    openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null &&
+    new_ca tollgate-ca e2e-tollgate-ca &&
+    new_cert tollgate /CN=tollgate tollgate-ca server
+} || fatal "generate certificates with openssl"
+cd "$ROOT" || fatal "cd $ROOT"
+C="$W/certs"
+
+# === etcd and kube-apiserver ===
+
+ETCD_PORT=$(free_port)
+ETCD_PEER_PORT=$(free_port)
+API_PORT=$(free_port)
+start etcd etcd --name e2e --data-dir "$W/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync --log-level warn
+WATCH=etcd wait_for "etcd /health" curl -sf "http://127.0.0.1:$ETCD_PORT/health" || fatal "etcd did not come up"
+
+start kube-apiserver kube-apiserver \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --tls-cert-file "$C/apiserver.crt" --tls-private-key-file "$C/apiserver.key" \
+  --client-ca-file "$C/kube-ca.crt" \
+  --authorization-mode RBAC \
+  --service-account-issuer https://kubernetes.default.svc \
+  --service-account-key-file "$C/sa.pub" --service-account-signing-key-file "$C/sa.key" \
+  --service-cluster-ip-range 10.0.0.0/24 \
+  --enable-admission-plugins NamespaceLifecycle,ServiceAccount,RuntimeClass,ValidatingAdmissionWebhook \
+  --endpoint-reconciler-type none --enable-priority-and-fairness=false \
+  --cert-dir "$W/apiserver" --profiling=false --v=1
+
+cat >"$KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: e2e
+    cluster:
+      server: https://127.0.0.1:$API_PORT
+      certificate-authority: $C/kube-ca.crt
+users:
+  - name: e2e-admin
+    user:
+      client-certificate: $C/admin.crt
+      client-key: $C/admin.key
+contexts:
+  - name: e2e
+    context: {cluster: e2e, user: e2e-admin}
+current-context: e2e
+EOF
+WATCH=kube-apiserver STEP_TIMEOUT=60 wait_for "kube-apiserver /readyz" kubectl get --raw /readyz ||
+  fatal "kube-apiserver did not become ready"
+wait_for "namespace kube-system" kubectl get namespace kube-system || fatal "no kube-system namespace"
+echo "kube-apiserver $(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') on https://127.0.0.1:$API_PORT"
+
+# What a controller-manager would create (ServiceAccounts) and what Pods need to pass the
+# RuntimeClass admission plugin before any webhook is called.
+{
+  for ns in logistics "$TOLLGATE_NS"; do
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n---\n' "$ns"
+  done
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-ignored\n  labels:\n    admission.gatekeeper.sh/ignore: "true"\n---\n'
+  for ns in default kube-system logistics "$TOLLGATE_NS" e2e-ignored; do
+    printf 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: %s\n---\n' "$ns"
+  done
+  for rc in wasmedge runc; do
+    printf 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: %s\nhandler: %s\n---\n' "$rc" "$rc"
+  done
+} >"$W/objects/setup.yaml"
+kc apply -f "$W/objects/setup.yaml"
+[ $RC -eq 0 ] || { explain; fatal "create namespaces, ServiceAccounts and RuntimeClasses"; }
+
+# === tollgate ===
+
+TOLLGATE_PORT=$(free_port)
+PROBE_PORT=$(free_port)
+start_tollgate() { # extra args...
+  start tollgate "$TOLLGATE_BIN" serve \
+    --listen "127.0.0.1:$TOLLGATE_PORT" --probe-listen "127.0.0.1:$PROBE_PORT" \
+    --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" \
+    --exempt-namespace kube-system --exempt-namespace "$TOLLGATE_NS" \
+    --log-format json "$@"
+  WATCH=tollgate wait_for "tollgate /readyz" curl -sf "http://127.0.0.1:$PROBE_PORT/readyz" &&
+    WATCH=tollgate wait_for "tollgate HTTPS" curl -sf --cacert "$C/tollgate-ca.crt" -o /dev/null \
+      "https://127.0.0.1:$TOLLGATE_PORT/v1/admit" -X POST -d '{}' -H 'Content-Type: application/json'
+}
+start_tollgate || fatal "tollgate did not come up"
+
+cat >"$W/objects/webhook.yaml" <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: tollgate-e2e
+webhooks:
+  - name: validation.tollgate.dev
+    admissionReviewVersions: ["v1"]
+    sideEffects: None
+    failurePolicy: Fail
+    timeoutSeconds: 3
+    clientConfig:
+      url: https://127.0.0.1:$TOLLGATE_PORT/v1/admit
+      caBundle: $(base64 -w0 "$C/tollgate-ca.crt")
+    rules:
+      - apiGroups: ["*"]
+        apiVersions: ["*"]
+        operations: ["CREATE", "UPDATE"]
+        resources: ["*"]
+    namespaceSelector:
+      matchExpressions:
+        - key: kubernetes.io/metadata.name
+          operator: NotIn
+          values: [kube-system, $TOLLGATE_NS]
+        - key: admission.gatekeeper.sh/ignore
+          operator: DoesNotExist
+EOF
+kc apply -f "$W/objects/webhook.yaml"
+[ $RC -eq 0 ] || { explain; fatal "register the ValidatingWebhookConfiguration"; }
+# The API server picks up webhook configurations from an informer: wait until tollgate is called.
+probe_webhook() {
+  local said
+  said=$(kubectl apply --dry-run=server -f "$PACK/k8srequiredruntimeclass/samples/tracker/example_disallowed_runtimeclass_runc.yaml" 2>&1)
+  grep -q 'tracker-runtime-class' <<<"$said"
+}
+wait_for "the API server to call tollgate" probe_webhook || fatal "the API server never called tollgate"
+
+echo "--- the tracker pack (embedded)"
+
+# The seed's Deployment, fixed: admitted, with exactly one warning, from tracker-image-tag.
+kc apply -f "$PACK/k8srequiredruntimeclass/samples/tracker/example_allowed_deployment.yaml"
+if [ $RC -eq 0 ] && grep -q '^deployment.apps/logistics-tracker created' <<<"$OUT" &&
+  [ "$(grep -c '^Warning:' <<<"$ERR")" = 1 ] &&
+  grep -q '^Warning: \[tracker-image-tag\] .*uses the disallowed tag "latest"' <<<"$ERR"; then
+  pass "fixed tracker Deployment accepted with the :latest warning: $(grep '^Warning:' <<<"$ERR")"
+else
+  fail "fixed tracker Deployment accepted with exactly one warning, from [tracker-image-tag]"
+  explain
+fi
+# The reference Pod under another name: the refused variants below reuse the samples' name, and
+# must be creates, not updates of this Pod.
+sed 's/^  name: logistics-tracker$/  name: tracker-reference/' \
+  "$PACK/k8srequiredruntimeclass/samples/tracker/example_allowed.yaml" >"$W/objects/pod-reference.yaml"
+kc apply -f "$W/objects/pod-reference.yaml"
+if [ $RC -eq 0 ] && grep -q '^Warning: \[tracker-image-tag\]' <<<"$ERR"; then
+  pass "reference tracker Pod accepted with the :latest warning"
+else
+  fail "reference tracker Pod accepted with the :latest warning"
+  explain
+fi
+
+# Single-change variants that reach a webhook, as a Deployment and as a Pod.
+expect_refused_by "Deployment with runtimeClassName runc" tracker-runtime-class "$E2E/manifests/deployment-runtimeclass-runc.yaml"
+expect_refused_by "Pod with runtimeClassName runc" tracker-runtime-class "$PACK/k8srequiredruntimeclass/samples/tracker/example_disallowed_runtimeclass_runc.yaml"
+expect_refused_by "Deployment without nodeSelector" tracker-edge-placement "$E2E/manifests/deployment-nodeselector-missing.yaml"
+expect_refused_by "Pod without nodeSelector" tracker-edge-placement "$PACK/k8srequirednodeselector/samples/tracker/example_disallowed_nodeselector_missing.yaml"
+expect_refused_by "Deployment with cpu limit 1500m" tracker-edge-resources "$E2E/manifests/deployment-cpu-limit-too-high.yaml"
+expect_refused_by "Pod with cpu limit 1500m" tracker-edge-resources "$PACK/k8sedgeresources/samples/tracker/example_disallowed_cpu_limit_too_high.yaml"
+expect_refused_by "Deployment with a docker.io image" tracker-allowed-registries "$E2E/manifests/deployment-image-docker-hub.yaml"
+expect_refused_by "Pod with a docker.io image" tracker-allowed-registries "$PACK/k8sallowedregistries/samples/tracker/example_disallowed_image_docker_hub.yaml"
+
+# An UPDATE goes through the webhook too: breaking the admitted Deployment is refused.
+sed 's#registry.example.com/logistics-tracker:latest#docker.io/library/nginx:1.27#' \
+  "$PACK/k8srequiredruntimeclass/samples/tracker/example_allowed_deployment.yaml" >"$W/objects/update.yaml"
+expect_refused_by "update of the admitted Deployment to a docker.io image" tracker-allowed-registries "$W/objects/update.yaml"
+
+echo "--- a catch-all deny constraint (namespaces: [\"*\"])"
+
+mkdir -p "$W/policies"
+for dir in "$PACK"/*/; do
+  p=$(basename "$dir")
+  cp "$dir/template.yaml" "$W/policies/$p-template.yaml"
+  cp "$dir/samples/tracker/constraint.yaml" "$W/policies/$p-constraint.yaml"
+done
+cp "$E2E/manifests/catch-all/template.yaml" "$W/policies/catch-all-template.yaml"
+cp "$E2E/manifests/catch-all/constraint.yaml" "$W/policies/catch-all-constraint.yaml"
+stop tollgate
+start_tollgate --policies "$W/policies" || fatal "tollgate did not come up with the catch-all policies"
+
+pod_yaml catch-all-default default >"$W/objects/pod-default.yaml"
+expect_refused_by "plain Pod in default" e2e-deny-everything "$W/objects/pod-default.yaml"
+for ns in kube-system "$TOLLGATE_NS" e2e-ignored; do
+  pod_yaml "catch-all-$ns" "$ns" >"$W/objects/pod-$ns.yaml"
+  expect_accepted "Pod in $ns not blocked by the catch-all" apply -f "$W/objects/pod-$ns.yaml"
+done
+# The API server never sends those namespaces (namespaceSelector); tollgate exempts them by
+# itself too, should a misconfigured webhook send them anyway.
+review() { # namespace
+  cat <<EOF
+{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+ "uid":"e2e-$1","kind":{"group":"","version":"v1","kind":"Pod"},
+ "resource":{"group":"","version":"v1","resource":"pods"},"name":"direct","namespace":"$1",
+ "operation":"CREATE","userInfo":{"username":"e2e-admin"},
+ "object":$(kubectl create --dry-run=client -o json -f <(pod_yaml direct "$1") | tr -d '\n')}}
+EOF
+}
+for ns in kube-system "$TOLLGATE_NS" default; do
+  want=true
+  [ "$ns" = default ] && want=false
+  got=$(review "$ns" | curl -s --cacert "$C/tollgate-ca.crt" -H 'Content-Type: application/json' \
+    --data-binary @- "https://127.0.0.1:$TOLLGATE_PORT/v1/admit" |
+    python3 -c 'import json,sys; print(str(json.load(sys.stdin)["response"]["allowed"]).lower())' 2>&1)
+  if [ "$got" = "$want" ]; then
+    pass "AdmissionReview for a Pod in $ns sent straight to tollgate: allowed=$got"
+  else
+    fail "AdmissionReview for a Pod in $ns sent straight to tollgate: allowed=$want expected, got $got"
+  fi
+done
+
+echo "--- tollgate down, failurePolicy Fail"
+
+stop tollgate
+sed 's/^  name: logistics-tracker$/  name: tracker-while-down/' \
+  "$PACK/k8srequiredruntimeclass/samples/tracker/example_allowed.yaml" >"$W/objects/pod-down.yaml"
+kc apply -f "$W/objects/pod-down.yaml"
+if [ $RC -ne 0 ] && grep -q 'failed calling webhook "validation.tollgate.dev"' <<<"$ERR"; then
+  pass "Pod in logistics refused while tollgate is down: $(grep -o 'failed calling webhook.*' <<<"$ERR" | cut -c1-120)"
+else
+  fail "Pod in logistics refused while tollgate is down"
+  explain
+fi
+pod_yaml while-down kube-system >"$W/objects/pod-kube-system-down.yaml"
+expect_accepted "Pod in kube-system accepted while tollgate is down" apply -f "$W/objects/pod-kube-system-down.yaml"
+
+start_tollgate || fatal "tollgate did not come back"
+kc apply -f "$W/objects/pod-down.yaml"
+if [ $RC -eq 0 ] && grep -q '^Warning: \[tracker-image-tag\]' <<<"$ERR"; then
+  pass "tollgate back: the same Pod in logistics accepted (with the :latest warning)"
+else
+  fail "tollgate back: the same Pod in logistics accepted"
+  explain
+fi
+
+echo "--- the Helm chart against this API server"
+
+# Server-side dry-run: the API server validates the rendered chart for real (schema, defaulting,
+# webhook configuration validation). cert-manager kinds are left out: no CRDs here.
+KUBE_VERSION=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
+for profile in default secret single full; do
+  values=()
+  [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")
+  helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" --kube-version "$KUBE_VERSION" \
+    "${values[@]}" >"$W/objects/chart-$profile.yaml" 2>"$W/err"
+  python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["apiVersion"] != "cert-manager.io/v1"]
+yaml.safe_dump_all(docs, open(sys.argv[1], "w"))' "$W/objects/chart-$profile.yaml"
+  kc apply --dry-run=server -f "$W/objects/chart-$profile.yaml"
+  if [ $RC -eq 0 ]; then
+    pass "chart ($profile values) accepted by kube-apiserver --dry-run=server: $(wc -l <<<"$OUT") objects"
+  else
+    fail "chart ($profile values) accepted by kube-apiserver --dry-run=server"
+    explain
+  fi
+done
+
+# The chart's policies ConfigMap is a policy directory tollgate loads.
+mkdir -p "$W/chart-policies"
+python3 -c '
+import os, sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "ConfigMap":
+        for name, content in d["data"].items():
+            open(os.path.join(sys.argv[2], name), "w").write(content)' "$W/objects/chart-single.yaml" "$W/chart-policies"
+pod_yaml in-sandbox sandbox >"$W/objects/pod-sandbox.yaml"
+"$TOLLGATE_BIN" eval -f "$W/objects/pod-sandbox.yaml" --policies "$W/chart-policies" >"$W/out" 2>&1
+if [ $? -eq 1 ] && grep -q 'deny-in-sandbox' "$W/out"; then
+  pass "tollgate loads the chart's policies ConfigMap (single values): $(head -c 120 "$W/out")"
+else
+  fail "tollgate loads the chart's policies ConfigMap (single values)"
+  sed 's/^/    /' "$W/out"
+fi
+
+# The chart's generated certificate (tls.mode helm) is one tollgate can serve with.
+python3 - "$W/objects/chart-default.yaml" "$W/chart-tls" <<'EOF'
+import base64, os, re, sys
+text, out = open(sys.argv[1]).read(), sys.argv[2]
+os.makedirs(out, exist_ok=True)
+for key in ("tls.crt", "tls.key", "ca.crt"):
+    m = re.search(r"^  %s: (\S+)$" % re.escape(key), text, re.M)
+    open(os.path.join(out, key), "wb").write(base64.b64decode(m.group(1)))
+EOF
+stop tollgate
+start tollgate "$TOLLGATE_BIN" serve \
+  --listen "127.0.0.1:$TOLLGATE_PORT" --probe-listen "127.0.0.1:$PROBE_PORT" \
+  --tls-cert "$W/chart-tls/tls.crt" --tls-key "$W/chart-tls/tls.key"
+svc_host="tollgate.$TOLLGATE_NS.svc"
+if WATCH=tollgate wait_for "tollgate with the chart's certificate" curl -sf --cacert "$W/chart-tls/ca.crt" \
+  --resolve "$svc_host:$TOLLGATE_PORT:127.0.0.1" -o /dev/null -X POST -d '{}' \
+  -H 'Content-Type: application/json' "https://$svc_host:$TOLLGATE_PORT/v1/admit"; then
+  pass "tollgate serves the chart's generated certificate, verified as $svc_host against its caBundle"
+else
+  fail "tollgate serves the chart's generated certificate, verified as $svc_host against its caBundle"
+fi
+
+[ $FAILED -eq 0 ] || show_logs
+echo "$PASSED passed, $FAILED failed"
+[ $FAILED -eq 0 ]
