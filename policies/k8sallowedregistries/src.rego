@@ -32,11 +32,16 @@
 #           type: string
 package k8sallowedregistries
 
+# This runs on every Pod, so the common case is decided in one pass (_fast_ok): no repositories
+# parameter, and every image's first path component is, lowercased, one of the allowed hosts.
+# Otherwise the rules parse each image and build messages.
+
 _pod := input.review.object
 
 _spec := _obj(object.get(_pod, "spec", {}))
 
 violation contains {"msg": msg, "details": details} if {
+	not _fast_ok
 	_pod.kind == "Pod"
 	some c in _containers
 	ref := _reference(c.image)
@@ -48,6 +53,7 @@ violation contains {"msg": msg, "details": details} if {
 }
 
 violation contains {"msg": msg, "details": details} if {
+	not _fast_ok
 	_pod.kind == "Pod"
 	count(_repositories) > 0
 	some c in _containers
@@ -58,6 +64,46 @@ violation contains {"msg": msg, "details": details} if {
 		c.label, c.name, c.image, ref.repository, _show_list(_repositories),
 	])
 	details := {"container": c.name, "image": c.image, "repository": ref.repository, "allowed": _repositories}
+}
+
+# === the common case ===
+
+# True when no image breaks a rule: no repositories are required, and the first path component of
+# every image is, lowercased, one of _hosts. Such a component is a registry host (it holds "."), it
+# names the registry of the image name before any "@" (it holds none), and it is not
+# index.docker.io, so it is the image's registry: an allowed one.
+_fast_ok if {
+	not input.parameters.repositories
+	hosts := _hosts
+	spec := input.review.object.spec
+	images := [image |
+		some field in ["containers", "initContainers", "ephemeralContainers"]
+		containers := spec[field]
+		is_array(containers)
+		some c in containers
+		image := c.image
+		is_string(image)
+	]
+	allowed := [image |
+		some image in images
+		i := indexof(image, "/")
+		i > 0
+		lower(substring(image, 0, i)) in hosts
+	]
+	count(allowed) == count(images)
+}
+
+# The allowed registries that are hosts (with a "."), lowercased, without "@", and not
+# index.docker.io (which normalizes to docker.io: such an image takes the full path).
+_hosts := {host |
+	registries := input.parameters.registries
+	is_array(registries)
+	some allowed in registries
+	is_string(allowed)
+	host := lower(allowed)
+	host != "index.docker.io"
+	contains(host, ".")
+	indexof(host, "@") < 0
 }
 
 _registries := _list(object.get(input.parameters, "registries", []))
@@ -131,9 +177,9 @@ _docker_hub_repository(path) := path if contains(path, "/")
 
 _docker_hub_repository(path) := concat("/", ["library", path]) if not contains(path, "/")
 
-_normalize_registry(host) := "docker.io" if lower(host) == "index.docker.io"
-
-_normalize_registry(host) := lower(host) if lower(host) != "index.docker.io"
+_normalize_registry(host) := "docker.io" if {
+	lower(host) == "index.docker.io"
+} else := lower(host)
 
 _name(c) := n if {
 	n := c.name
@@ -147,10 +193,10 @@ _quote(v) := sprintf("%q", [v]) if is_string(v)
 
 _quote(v) := sprintf("%v", [v]) if not is_string(v)
 
-_obj(x) := x if is_object(x)
+_obj(x) := x if {
+	is_object(x)
+} else := {}
 
-_obj(x) := {} if not is_object(x)
-
-_list(x) := x if is_array(x)
-
-_list(x) := [] if not is_array(x)
+_list(x) := x if {
+	is_array(x)
+} else := []

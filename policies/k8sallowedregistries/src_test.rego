@@ -205,3 +205,38 @@ test_malformed_parameters if {
 	numbers := violation with input as _image("nginx", {"registries": [5000]})
 	_msgs(numbers) == {`container "logistics-tracker": image "nginx" is from registry "docker.io", not one of [5000]`}
 }
+
+# === the common case: one pass, the same answers ===
+
+test_common_path if {
+	_fast_ok with input as _image("registry.example.com/logistics-tracker:latest", _params)
+	_fast_ok with input as _image("REGISTRY.example.com/logistics-tracker:1.0", _params)
+	not _fast_ok with input as _image("registry.example.com", _params)
+	not _fast_ok with input as _image("registry.example.com.evil.io/tracker:1", _params)
+	not _fast_ok with input as _image("nginx", _params)
+	not _fast_ok with input as _image("registry.example.com/x", {"registries": ["registry.example.com"], "repositories": ["team"]})
+}
+
+test_allowed_registries_outside_the_common_path if {
+	# allowed entries with "@", without ".", or naming index.docker.io: the full parse decides
+	every case in [
+		[["registry.example.com@sha256:x"], "registry.example.com@sha256:x/app", 1],
+		[["registry.example.com"], "registry.example.com@sha256:x/app", 1],
+		[["localhost:5000"], "localhost:5000/app", 0],
+		[["localhost"], "localhost/app", 0],
+		[["localhost"], "LOCALHOST/app", 0],
+		[["index.docker.io"], "nginx", 0],
+		[["index.docker.io"], "index.docker.io/library/nginx", 0],
+		[["Docker.IO"], "docker.io/x/y", 0],
+		[["myregistry"], "myregistry/app", 1],
+		[["registry.example.com", 5], "registry.example.com/app", 0],
+	] {
+		results := violation with input as _image(case[1], {"registries": case[0]})
+		count(results) == case[2]
+	}
+}
+
+test_registries_not_a_list_allow_nothing if {
+	results := violation with input as _image("registry.example.com/app", {"registries": {"a": "registry.example.com"}})
+	count(results) == 1
+}

@@ -205,6 +205,96 @@ test_quantity_parse_forms if {
 	not _qty({"cpu": 1})
 }
 
+test_quantity_short_path_boundaries if {
+	# at most 17 digits take the short path; longer ones, leading zeros, signs, fractions,
+	# exponents, n/u and YAML numbers take the full grammar: the values agree
+	_num("99999999999999999", "memory") == 99999999999999999
+	_num("100000000000000000", "memory") == 100000000000000000
+	_num("123456789012345678", "memory") == 123456789012345678
+	_num("99999999999999999Gi", "memory") == 107374182399999998926258176
+	_num("12345678901234567Ki", "cpu") == 12641975194864196608000
+	_num("1Ti", "cpu") == 1099511627776000
+	_num("1Ti", "memory") == 1099511627776
+	_num("0200m", "cpu") == 200
+	_num("00", "cpu") == 0
+	_num("200000u", "cpu") == 200
+	_num(200, "cpu") == 200000
+	_num("9m", "memory") == 1
+	not _num("1mm", "cpu")
+	not _num("1Mi ", "memory")
+	not _num("1 Mi", "memory")
+	not _num("1e", "cpu")
+	not _num("1E+", "cpu")
+	not _num("1M1", "cpu")
+}
+
+# === the common case: one pass, the same answers ===
+
+test_reference_pod_takes_the_common_path if {
+	_fast_ok with input as _one(_ref)
+	_containers == [{"label": "container", "index": -1, "sidecar": false, "n": [200, 268435456, 1000, 1073741824], "ok": true}] with input as _one(_ref)
+}
+
+test_common_path_parameters if {
+	_params.max_cpu == 1000 with input as _one(_ref)
+	_params.max_memory == 1073741824 with input as _one(_ref)
+	_params.ratio_cpu == 5 with input as _one(_ref)
+	_params.ratio_memory == 4 with input as _one(_ref)
+	_params.alloc_cpu == 3500 with input as _one(_ref)
+	_params.alloc_memory == 7516192768 with input as _one(_ref)
+}
+
+test_common_path_tables_match_the_full_ones if {
+	_params.milli == _milli with input as _one(_ref)
+	_params.base == _base with input as _one(_ref)
+}
+
+test_ratio_parameters_as_strings_take_the_common_path if {
+	params := object.union(_tracker_params, {"maxLimitRequestRatio": {"cpu": "5", "memory": "4"}})
+	_params.ratio_cpu == 5 with input as _review({"containers": [_c("a", _ref)]}, params)
+	_fast_ok with input as _review({"containers": [_c("a", _ref)]}, params)
+}
+
+test_other_forms_of_the_reference_values_are_allowed_without_the_common_path if {
+	every q in ["0200m", "0.2", "200000u", "200000000n", "+200m", "2e-1", "0.2e0", ".2", 0.2] {
+		not _fast_ok with input as _one(_res(q, "256Mi", "1", "1Gi"))
+		results := violation with input as _one(_res(q, "256Mi", "1", "1Gi"))
+		count(results) == 0
+	}
+}
+
+test_parameters_outside_the_common_path_give_the_same_answers if {
+	params := {
+		"node": {"cpu": "4.0", "memory": "8192Mi"},
+		"reserved": {"cpu": "0.5", "memory": "1024Mi"},
+		"maxContainerLimits": {"cpu": "1000m", "memory": "1Gi"},
+		"maxLimitRequestRatio": {"cpu": 5.0, "memory": "4e0"},
+	}
+	not _params with input as _review({"containers": [_c("a", _ref)]}, params)
+	ok := violation with input as _review({"containers": [_c("a", _ref)]}, params)
+	count(ok) == 0
+	four := violation with input as _review({"containers": [_c(sprintf("c%d", [i]), _ref) | some i in numbers.range(1, 4)]}, params)
+	_msgs(four) == {`pod "logistics-tracker": effective cpu limit 4000m exceeds the allocatable 3500m (node 4.0 minus reserved 0.5)`}
+	ratio := violation with input as _review({"containers": [_c("a", _res("150m", "256Mi", "900m", "1Gi"))]}, params)
+	_msgs(ratio) == {`container "a": limits.cpu 900m is more than 5 times requests.cpu 150m`}
+}
+
+test_one_bad_container_among_good_ones if {
+	spec := {"containers": [_c("a", _ref), _c("b", _res("200m", "256Mi", "1500m", "1Gi")), _c("c", _ref)]}
+	results := violation with input as _pod_spec(spec)
+	_msgs(results) == {
+		`container "b": limits.cpu 1500m exceeds the maximum 1`,
+		`container "b": limits.cpu 1500m is more than 5 times requests.cpu 200m`,
+	}
+}
+
+test_empty_init_containers_and_overhead_allowed if {
+	spec := {"containers": [_c("a", _ref)], "initContainers": [], "overhead": {}}
+	not _fast_ok with input as _pod_spec(spec)
+	results := violation with input as _pod_spec(spec)
+	count(results) == 0
+}
+
 # === rule 3: request <= limit ===
 
 test_request_equal_to_limit_allowed if {

@@ -23,66 +23,76 @@
 #         default: false
 package k8simagetagpolicy
 
-_pod := input.review.object
+# This runs on every Pod: each image is read once (_images), a digest is checked only when the
+# image has one, and messages are built only for violations.
 
-_spec := _obj(object.get(_pod, "spec", {}))
-
-violation contains {"msg": msg, "details": {"container": c.name, "image": c.image, "tag": ref.tag}} if {
-	_pod.kind == "Pod"
-	some c in _containers
-	ref := _reference(c.image)
-	not _valid_digest(ref.digest)
-	ref.tag in _disallowed_tags
-	msg := sprintf("%s %q: image %q uses the disallowed tag %q%s", [c.label, c.name, c.image, ref.tag, _implicit(ref)])
+violation contains {"msg": msg, "details": {"container": name, "image": image.image, "tag": image.tag}} if {
+	some image in _images
+	image.pinned == false
+	image.tag in _disallowed_tags
+	input.review.object.kind == "Pod"
+	name := _name(image.c)
+	msg := sprintf("%s %q: image %q uses the disallowed tag %q%s", [image.label, name, image.image, image.tag, _implicit(image)])
 }
 
-violation contains {"msg": msg, "details": {"container": c.name, "image": c.image}} if {
-	_pod.kind == "Pod"
-	object.get(input.parameters, "requireDigest", false) == true
-	some c in _containers
-	ref := _reference(c.image)
-	not _valid_digest(ref.digest)
-	msg := sprintf("%s %q: image %q is not pinned by a digest (image@sha256:...)", [c.label, c.name, c.image])
+violation contains {"msg": msg, "details": {"container": name, "image": image.image}} if {
+	input.parameters.requireDigest == true
+	some image in _images
+	image.pinned == false
+	input.review.object.kind == "Pod"
+	name := _name(image.c)
+	msg := sprintf("%s %q: image %q is not pinned by a digest (image@sha256:...)", [image.label, name, image.image])
 }
 
-_disallowed_tags := {t | some t in _list(object.get(input.parameters, "disallowedTags", []))}
+_disallowed_tags := {t |
+	tags := input.parameters.disallowedTags
+	is_array(tags)
+	some t in tags
+}
 
-_containers := [{"label": label, "name": _name(c), "image": c.image} |
-	some field, label in _fields
-	some c in _list(object.get(_spec, field, []))
-	is_string(c.image)
+# Every container, init container and ephemeral container with a string image: its tag (or
+# "latest"), whether the tag is explicit, and whether a valid digest pins it.
+_images := [{"label": label, "c": c, "image": image, "tag": tag[0], "explicit": tag[1], "pinned": _pinned(image)} |
+	spec := input.review.object.spec
+	some field, label in {"containers": "container", "initContainers": "initContainer", "ephemeralContainers": "ephemeralContainer"}
+	containers := spec[field]
+	is_array(containers)
+	some c in containers
+	image := c.image
+	is_string(image)
+	tag := _tag_of(image)
 ]
 
-_fields := {"containers": "container", "initContainers": "initContainer", "ephemeralContainers": "ephemeralContainer"}
-
-# {"tag", "digest", "explicit"}: the tag is in the last path component after ":" (so the port in
-# "registry:5000/x" is not a tag); with no tag it is "latest".
-_reference(image) := {"tag": _tag_or_latest(tag), "digest": _digest(image), "explicit": _is_set(tag)} if {
-	name := split(image, "@")[0]
+# [tag, true], or ["latest", false] when the image has no tag: the tag is in the last path component
+# of the name (before any "@") after ":" (so the port in "registry:5000/x" is not a tag).
+_tag_of(image) := [tag, true] if {
+	name := substring(image, 0, indexof(image, "@"))
 	parts := split(name, "/")
 	last := parts[count(parts) - 1]
-	tag := _tag(last)
+	i := indexof(last, ":")
+	i >= 0
+	tag := substring(last, i + 1, -1)
+	tag != ""
+} else := ["latest", false]
+
+_pinned(image) if {
+	i := indexof(image, "@")
+	i >= 0
+	_valid_digest(substring(image, i + 1, -1))
+} else := false
+
+# {"tag", "digest", "explicit"}: the tag as _tag_of reads it, and the digest after the first "@".
+_reference(image) := {"tag": tag[0], "digest": _digest(image), "explicit": tag[1]} if {
+	tag := _tag_of(image)
 }
 
-_tag(component) := substring(component, indexof(component, ":") + 1, -1) if contains(component, ":")
+_digest(image) := substring(image, indexof(image, "@") + 1, -1) if {
+	contains(image, "@")
+} else := ""
 
-_tag(component) := "" if not contains(component, ":")
-
-_is_set(tag) if tag != ""
-
-_is_set(tag) := false if tag == ""
-
-_tag_or_latest(tag) := tag if tag != ""
-
-_tag_or_latest(tag) := "latest" if tag == ""
-
-_digest(image) := substring(image, indexof(image, "@") + 1, -1) if contains(image, "@")
-
-_digest(image) := "" if not contains(image, "@")
-
-_implicit(ref) := "" if ref.explicit == true
-
-_implicit(ref) := " (an image with neither tag nor digest is :latest)" if ref.explicit == false
+_implicit(image) := "" if {
+	image.explicit == true
+} else := " (an image with neither tag nor digest is :latest)"
 
 # digest := algorithm ":" hex; algorithm := component ([+._-] component)*, component :=
 # [A-Za-z][A-Za-z0-9]*; hex := [0-9a-fA-F]{32,} (any algorithm is accepted).
@@ -109,11 +119,3 @@ _name(c) := n if {
 	n := c.name
 	is_string(n)
 } else := ""
-
-_obj(x) := x if is_object(x)
-
-_obj(x) := {} if not is_object(x)
-
-_list(x) := x if is_array(x)
-
-_list(x) := [] if not is_array(x)

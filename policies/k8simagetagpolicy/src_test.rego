@@ -161,3 +161,26 @@ test_malformed_parameters if {
 	results := violation with input as _image("x", {"disallowedTags": "latest"})
 	count(results) == 0
 }
+
+test_tag_forms if {
+	_tag_of("x") == ["latest", false]
+	_tag_of("x:") == ["latest", false]
+	_tag_of("x:a:b") == ["a:b", true]
+	_tag_of("r:5000/x") == ["latest", false]
+	_tag_of("r:5000/x:1@sha256:abc:d") == ["1", true]
+	_tag_of("x@sha256:abc") == ["latest", false]
+	_tag_of("a:1/b") == ["latest", false]
+	_tag_of("a/b:c/d:e") == ["e", true]
+}
+
+test_empty_tag_is_latest if {
+	results := violation with input as _image("nginx:", _params)
+	_msgs(results) == {`container "logistics-tracker": image "nginx:" uses the disallowed tag "latest" (an image with neither tag nor digest is :latest)`}
+}
+
+test_digest_checked_only_after_the_first_at if {
+	pinned := violation with input as _image(concat("@", ["x:latest", _test_digest]), _params)
+	count(pinned) == 0
+	twice := violation with input as _image(concat("@", ["x:latest", _test_digest, "y"]), _params)
+	count(twice) == 1
+}
