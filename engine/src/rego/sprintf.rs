@@ -220,10 +220,19 @@ pub fn go_sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
+const MAX_WIDTH: usize = 1_000_000;
+
 fn read_number(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<usize> {
     let mut n: Option<usize> = None;
     while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+        // Go's fmt refuses widths and precisions above 1e6; capping here keeps a typo in a
+        // template's format string from allocating gigabytes (or aborting) in the webhook.
+        n = Some(
+            n.unwrap_or(0)
+                .saturating_mul(10)
+                .saturating_add(d as usize)
+                .min(MAX_WIDTH),
+        );
         chars.next();
     }
     n
@@ -308,7 +317,12 @@ fn format_int(i: i128, verb: char, spec: &Spec) -> Option<String> {
     Some(format!("{}{digits}", sign(neg, spec)))
 }
 
+/// Rust's float formatter panics on very large precisions; past ~770 digits an f64 has only
+/// zeros left to print.
+const MAX_FLOAT_PRECISION: usize = 1000;
+
 fn format_float(f: f64, verb: char, spec: &Spec) -> Option<String> {
+    let precision = spec.precision.map(|p| p.min(MAX_FLOAT_PRECISION));
     if f.is_nan() {
         return Some("NaN".to_string());
     }
@@ -318,11 +332,11 @@ fn format_float(f: f64, verb: char, spec: &Spec) -> Option<String> {
     let neg = f.is_sign_negative() && f != 0.0;
     let a = f.abs();
     let body = match verb {
-        'v' | 'g' => format_g(a, spec.precision),
-        'G' => format_g(a, spec.precision).to_uppercase(),
-        'e' => format_e(a, spec.precision.unwrap_or(6)),
-        'E' => format_e(a, spec.precision.unwrap_or(6)).to_uppercase(),
-        'f' | 'F' => format!("{a:.*}", spec.precision.unwrap_or(6)),
+        'v' | 'g' => format_g(a, precision),
+        'G' => format_g(a, precision).to_uppercase(),
+        'e' => format_e(a, precision.unwrap_or(6)),
+        'E' => format_e(a, precision.unwrap_or(6)).to_uppercase(),
+        'f' | 'F' => format!("{a:.*}", precision.unwrap_or(6)),
         'T' => return Some("float64".to_string()),
         _ => return None,
     };
@@ -416,6 +430,13 @@ mod tests {
         assert_eq!(go_sprintf("%d", &[s("x")]), "%!d(string=x)");
         assert_eq!(go_sprintf("100%%", &[]), "100%");
         assert_eq!(go_sprintf("%", &[]), "%!(NOVERB)");
+    }
+
+    #[test]
+    fn huge_widths_and_precisions_are_bounded() {
+        assert!(go_sprintf("%99999999999999999999d", &[Value::from(5)]).len() <= MAX_WIDTH);
+        assert!(go_sprintf("%.7777777777777777f", &[Value::from(1.5)]).len() <= MAX_WIDTH + 8);
+        assert!(go_sprintf("%.99999999e", &[Value::from(1.5)]).len() <= MAX_WIDTH + 8);
     }
 
     #[test]
