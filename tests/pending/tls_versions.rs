@@ -1,0 +1,175 @@
+//! The hardened TLS defaults, checked from outside with the `openssl` CLI against a server
+//! started in-process: TLS 1.0/1.1 are refused with a `protocol_version` alert even when the
+//! client allows everything (`-cipher 'DEFAULT:@SECLEVEL=0'`), TLS 1.2 without forward secrecy
+//! is refused, and TLS 1.2 (ECDHE) and 1.3 complete. Skips with a message when `openssl` is not
+//! installed.
+//!
+//! rustls (0.23.46) checks for the signature_algorithms extension before it negotiates the
+//! version, and a TLS 1.0/1.1 ClientHello has none: it answers `handshake_failure` (40), so the
+//! `protocol_version` test fails until the server answers such a ClientHello itself.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tollgate::serve::config::{Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::server::Server;
+
+fn config(dir: &Path) -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        policies: Vec::new(),
+        with_embedded_pack: false,
+        tls: TlsSource::Generated {
+            ca_file: dir.join("ca.pem"),
+        },
+        client_ca: None,
+        exemptions: Exemptions::default(),
+        fail_open: false,
+        expand: true,
+        reload_interval: Duration::from_secs(60),
+        eval_budget: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        shutdown_grace: Duration::from_secs(1),
+        log_format: LogFormat::Text,
+    }
+}
+
+fn openssl_present() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `openssl s_client` against `addr` with `args`; returns (exit success, stdout + stderr).
+fn s_client(addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("openssl s_client {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+struct Running {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::bind(config(dir.path())).await.unwrap();
+    let addr = server.https_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    Running {
+        addr,
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    /// Runs `check` (blocking: it calls openssl) against the server, then stops the server.
+    async fn check(self, check: fn(SocketAddr) -> Vec<String>) {
+        let addr = self.addr;
+        let failures = tokio::task::spawn_blocking(move || check(addr))
+            .await
+            .unwrap();
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+}
+
+/// The check, exactly: `openssl s_client -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0'` (and
+/// `-tls1`) must get a `protocol_version` alert (70).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls10_and_tls11_get_a_protocol_version_alert() {
+    if !openssl_present() {
+        eprintln!("skipping: the openssl CLI is not installed");
+        return;
+    }
+    start()
+        .await
+        .check(|addr| {
+            let mut failures = Vec::new();
+            for old in ["-tls1_1", "-tls1"] {
+                let (ok, out) = s_client(addr, &[old, "-cipher", "DEFAULT:@SECLEVEL=0"]);
+                if ok || !out.to_lowercase().contains("alert protocol version") {
+                    failures.push(format!(
+                        "{old}: expected a protocol_version alert (70), got:\n{out}"
+                    ));
+                }
+            }
+            failures
+        })
+        .await;
+}
+
+/// TLS 1.0/1.1 never get a session; TLS 1.2 without forward secrecy finds no cipher suite in
+/// common; TLS 1.2 (ECDHE) and TLS 1.3 complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_tls12_and_tls13_complete_a_handshake() {
+    if !openssl_present() {
+        eprintln!("skipping: the openssl CLI is not installed");
+        return;
+    }
+    start()
+        .await
+        .check(|addr| {
+            let mut failures = Vec::new();
+            for old in ["-tls1_1", "-tls1"] {
+                let (ok, out) = s_client(addr, &[old, "-cipher", "DEFAULT:@SECLEVEL=0"]);
+                if ok || !out.contains("SSL alert number") || out.contains("New, TLSv1") {
+                    failures.push(format!(
+                        "{old}: expected a fatal alert and no session, got:\n{out}"
+                    ));
+                }
+            }
+            let (ok, out) = s_client(addr, &["-tls1_2", "-cipher", "AES128-SHA:@SECLEVEL=0"]);
+            if ok || !out.to_lowercase().contains("alert handshake failure") {
+                failures.push(format!(
+                    "-tls1_2 AES128-SHA: expected a handshake_failure alert, got:\n{out}"
+                ));
+            }
+            for (flag, version) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+                let (ok, out) = s_client(addr, &[flag]);
+                if !ok || !out.contains(&format!("New, {version}, Cipher is")) {
+                    failures.push(format!("{flag}: expected a {version} session, got:\n{out}"));
+                }
+            }
+            failures
+        })
+        .await;
+}
