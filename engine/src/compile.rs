@@ -63,6 +63,7 @@ impl CompiledTemplate {
             field: field.to_string(),
             message,
         };
+        rego::check_nesting(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
         rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
         let mut libraries = rego::KnownFunctions::default();
         for lib in &code.libs {
@@ -96,6 +97,7 @@ impl CompiledTemplate {
 
         for (i, lib) in code.libs.iter().enumerate() {
             let field = format!("{}.libs[{i}]", parent_field(&code.field));
+            rego::check_nesting(lib).map_err(|e| fail(&field, e.to_string()))?;
             rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;
             engine
                 .add_policy(

@@ -15,6 +15,7 @@ mod sprintf;
 pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
 pub use engine::{opa_compatible_engine, strip_print_location};
 pub use rewrite::{
-    KnownFunctions, RefError, check_refs, normalize, rule_is_defined, undefined_function,
+    KnownFunctions, MAX_NESTING, RefError, check_nesting, check_refs, normalize, rule_is_defined,
+    undefined_function,
 };
 pub use sprintf::{go_quote as go_quote_str, go_sprintf};

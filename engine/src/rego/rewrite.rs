@@ -82,6 +82,42 @@ pub fn check_refs(src: &str) -> Result<(), RefError> {
     Ok(())
 }
 
+/// The deepest nesting of `[` and `{` a template module may have (rule bodies count).
+///
+/// regorus 0.14 parses these by trying each reading in turn (comprehension, set, object,
+/// array), so its parse time doubles with every level: a module nested 14 deep takes about a
+/// second, 20 deep about a minute, and an unclosed `[[[[…` nothing less. The policy reloader
+/// must not stall on one bad template, so deeper modules are refused before parsing. Real
+/// templates stay far below: the deepest in the gatekeeper-library and this pack is 6.
+pub const MAX_NESTING: usize = 12;
+
+/// Refuses a module whose brackets nest deeper than [`MAX_NESTING`], naming the first bracket
+/// past the limit.
+pub fn check_nesting(src: &str) -> Result<(), RefError> {
+    let mut depth = 0usize;
+    for t in tokenize(src) {
+        match t.kind {
+            Kind::Punct('[' | '{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let (line, column) = line_col(src, t.start);
+                    return Err(RefError {
+                        line,
+                        column,
+                        message: format!(
+                            "brackets nested more than {MAX_NESTING} deep: tollgate refuses \
+                             deeper nesting because the Rego parser's time doubles with each level"
+                        ),
+                    });
+                }
+            }
+            Kind::Punct(']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// True when a top-level rule named `name` is declared (a statement that starts with it).
 pub fn rule_is_defined(src: &str, name: &str) -> bool {
     statements(src, &tokenize(src))
@@ -172,7 +208,7 @@ pub fn normalize(src: &str, v1: bool) -> String {
                     stack.is_empty() && prev_sig.is_some_and(|p| !is_value_position(src, &p));
                 if opens_body && !v1 && last_closed_body && !in_else {
                     if let (Some(s), Some(h)) = (stmt_start, head_end) {
-                        let head = src[s..h].trim_end();
+                        let head = one_line_head(src, &tokens, s, h);
                         inserts.push((t.start, format!("{head} ")));
                     }
                 } else if opens_body && head_end.is_none() {
@@ -212,6 +248,31 @@ pub fn normalize(src: &str, v1: bool) -> String {
         last = at;
     }
     out.push_str(&src[last..]);
+    out
+}
+
+/// The rule head in `src[start..end]` on one line, so that repeating it in front of a chained
+/// body moves no later line: line breaks and comments become single spaces and a raw string that
+/// spans lines becomes the equivalent quoted string.
+fn one_line_head(src: &str, tokens: &[Token], start: usize, end: usize) -> String {
+    let mut out = String::new();
+    let mut last_end = start;
+    for t in tokens
+        .iter()
+        .filter(|t| t.start >= start && t.end <= end && t.significant())
+    {
+        if t.start > last_end && !out.is_empty() {
+            out.push(' ');
+        }
+        let word = text(src, t);
+        match word.strip_prefix('`').and_then(|w| w.strip_suffix('`')) {
+            Some(raw) if t.kind == Kind::Str && raw.contains('\n') => {
+                out.push_str(&serde_json::Value::String(raw.to_string()).to_string());
+            }
+            _ => out.push_str(word),
+        }
+        last_end = t.end;
+    }
     out
 }
 
@@ -346,6 +407,25 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded_before_regorus_parses() {
+        let ok = format!(
+            "package a\np {{ x := {}1{} }}\n",
+            "[".repeat(11),
+            "]".repeat(11)
+        );
+        assert_eq!(check_nesting(&ok), Ok(()));
+        let deep = format!("package a\np {{\n x := {}1 }}\n", "{\"a\": ".repeat(12));
+        let e = check_nesting(&deep).unwrap_err();
+        assert_eq!((e.line, e.column), (3, 73), "{e}");
+        assert!(e.message.contains("more than 12 deep"), "{e}");
+        let unclosed = format!("package a\np {{ input.a{} }}\n", "[".repeat(30));
+        assert!(check_nesting(&unclosed).is_err());
+        // Brackets inside strings and comments do not count.
+        let quoted = format!("package a\np {{ x := \"{0}\" }} # {0}\n", "[".repeat(30));
+        assert_eq!(check_nesting(&quoted), Ok(()));
+    }
+
+    #[test]
     fn chained_bodies_repeat_the_head_on_the_same_line() {
         let src = "package a\nv[x] { x := 1 } {\n x := 2\n}\n";
         assert_eq!(
@@ -359,6 +439,11 @@ mod tests {
         );
         let obj = "package a\np = {\"a\": 1} { true }\n";
         assert_eq!(normalize(obj, false), obj);
+        let multi = "package a\nv[{\"msg\": m, # why\n  \"d\": `a\nb`}] { m := 1 }\n{ m := 2 }\n";
+        assert_eq!(
+            normalize(multi, false),
+            "package a\nv[{\"msg\": m, # why\n  \"d\": `a\nb`}] { m := 1 }\nv[{\"msg\": m, \"d\": \"a\\nb\"}] { m := 2 }\n"
+        );
         let els = "package a\np = 1 { false } else = 2 { true }\n";
         assert_eq!(normalize(els, false), els);
     }
