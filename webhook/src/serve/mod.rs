@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod legacy_hello;
 pub mod metrics;
 pub mod policies;
 pub mod probes;

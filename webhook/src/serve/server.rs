@@ -10,12 +10,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 use super::admission;
 use super::config::{ServeConfig, TlsSource};
+use super::legacy_hello::RefuseLegacyHello;
 use super::metrics::Metrics;
 use super::policies::PolicySource;
 use super::probes;
@@ -74,6 +75,7 @@ impl Server {
                 exemptions: config.exemptions.clone(),
                 fail_open: config.fail_open,
                 expand: config.expand,
+                evaluate_on: config.evaluate_on,
             },
             Arc::clone(&metrics),
         );
@@ -153,7 +155,12 @@ impl Server {
         } = self;
         let https_addr = https.local_addr()?;
         let handle: Handle<SocketAddr> = Handle::new();
-        let mut server = axum_server::from_tcp_rustls(https, tls.clone())?.handle(handle.clone());
+        let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(RefuseLegacyHello {
+            first_bytes_timeout: config.request_timeout,
+        });
+        let mut server = axum_server::from_tcp(https)?
+            .acceptor(acceptor)
+            .handle(handle.clone());
         server
             .http_builder()
             .http1()

@@ -4,9 +4,8 @@
 //! is refused, and TLS 1.2 (ECDHE) and 1.3 complete. Skips with a message when `openssl` is not
 //! installed.
 //!
-//! rustls (0.23.46) checks for the signature_algorithms extension before it negotiates the
-//! version, and a TLS 1.0/1.1 ClientHello has none: it answers `handshake_failure` (40), so the
-//! `protocol_version` test fails until the server answers such a ClientHello itself.
+//! rustls alone would answer `handshake_failure` (it checks a TLS 1.0/1.1 ClientHello's missing
+//! signature_algorithms before its version); `serve::legacy_hello` answers those itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::net::SocketAddr;
@@ -15,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tollgate::serve::config::{Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::config::{EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource};
 use tollgate::serve::server::Server;
 
 fn config(dir: &Path) -> ServeConfig {
@@ -33,6 +32,7 @@ fn config(dir: &Path) -> ServeConfig {
         expand: true,
         reload_interval: Duration::from_secs(60),
         eval_budget: Duration::from_secs(2),
+        evaluate_on: EvaluateOn::BlockingPool,
         request_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(1),
         log_format: LogFormat::Text,
@@ -40,12 +40,17 @@ fn config(dir: &Path) -> ServeConfig {
 }
 
 fn openssl_present() -> bool {
-    Command::new("openssl")
+    let found = Command::new("openssl")
         .arg("version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("TOLLGATE_REQUIRE_ORACLES").is_none(),
+        "the openssl CLI is required (TOLLGATE_REQUIRE_ORACLES) but was not found"
+    );
+    found
 }
 
 /// `openssl s_client` against `addr` with `args`; returns (exit success, stdout + stderr).
