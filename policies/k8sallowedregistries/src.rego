@@ -149,7 +149,7 @@ _reference(image) := {"registry": _normalize_registry(host), "repository": repos
 	i := indexof(name, "/")
 	host := substring(name, 0, i)
 	remainder := substring(name, i + 1, -1)
-	repository := _repository_for(_normalize_registry(host), _path(remainder))
+	repository := _repository_for(host, _path(remainder))
 }
 
 _has_host(name) if {
@@ -169,9 +169,11 @@ _is_host(component) if lower(component) != component
 # The repository path without the tag (only a tag can hold ":" once the host is split off).
 _path(remainder) := split(remainder, ":")[0]
 
-_repository_for(registry, path) := _docker_hub_repository(path) if registry == "docker.io"
+# Docker Hub's "library/" applies only to the host spelled exactly docker.io or index.docker.io
+# (distribution compares the host case-sensitively); any other spelling keeps the path as written.
+_repository_for(host, path) := _docker_hub_repository(path) if host in {"docker.io", "index.docker.io"}
 
-_repository_for(registry, path) := path if registry != "docker.io"
+_repository_for(host, path) := path if not host in {"docker.io", "index.docker.io"}
 
 _docker_hub_repository(path) := path if contains(path, "/")
 

@@ -605,7 +605,19 @@ _exponent(s) := _sign(signed[0], _small_int(signed[1])) if {
 	signed := _split_sign(s)
 	signed[1] != ""
 	trim_left(signed[1], "0123456789") == ""
+	_fits_int64(signed[0], trim_left(signed[1], "0"))
 }
+
+# Kubernetes reads the exponent with strconv.ParseInt(s, 10, 64): beyond int64 the quantity is
+# invalid. Decided on the digits (no leading zeros), as a number that large is not exact.
+_fits_int64(_, digits) if count(digits) < 19
+
+_fits_int64(neg, digits) if {
+	count(digits) == 19
+	digits <= _int64_limit[neg]
+}
+
+_int64_limit := {false: "9223372036854775807", true: "9223372036854775808"}
 
 # Exponents beyond 6 digits are clamped: such values are far outside anything comparable anyway.
 _small_int(digits) := 0 if {
