@@ -12,7 +12,7 @@
 # Inputs grow in fuzz/work/<target>/ (ignored by git, kept between runs); the committed seeds
 # in fuzz/corpus/<target>/ are only read. A crash, timeout or out-of-memory input is copied to
 # fuzz/regressions/<target>/ (commit it with the fix: `cargo test` replays it) and the script
-# exits 1. Needs cargo-fuzz (installed into the tools cache when missing) and runs libFuzzer's
+# exits 1. Needs cargo-fuzz (tests/tools/install.sh puts the pinned one in the tools cache) and runs libFuzzer's
 # nightly flags on stable through RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,7 @@ targets=${FUZZ_TARGETS:-$(cd fuzz/fuzz_targets && ls *.rs | sed 's/\.rs$//' | tr
 cache="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
 export PATH="$cache/bin:$PATH"
 if ! command -v cargo-fuzz >/dev/null; then
-  echo "installing cargo-fuzz into $cache" >&2
-  cargo install cargo-fuzz --locked --root "$cache" >&2
+  TOLLGATE_TOOLS="$cache" bash tests/tools/install.sh >/dev/null
 fi
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer "$sanitizer" --debug-assertions)

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use tollgate::serve::admission::admit;
-use tollgate::serve::config::Exemptions;
+use tollgate::serve::config::{EvaluateOn, Exemptions};
 use tollgate::serve::metrics::Metrics;
 use tollgate::serve::state::{AdmissionSettings, AppState};
 use tollgate_engine::document::parse_stream;
@@ -52,6 +52,7 @@ static ADMISSION: LazyLock<Admission> = LazyLock::new(|| {
         },
         fail_open: false,
         expand: true,
+        evaluate_on: EvaluateOn::BlockingPool,
     };
     Admission {
         runtime: tokio::runtime::Builder::new_current_thread()
@@ -171,7 +172,9 @@ pub fn rego_rewrite(data: &[u8]) {
     let mut libraries = rego::KnownFunctions::default();
     libraries.add_library(src);
     let _ = rego::undefined_function(src, &libraries, &["sprintf"]);
+    // As compile does: modules nested past the limit never reach regorus's parser.
     if flags & 2 == 2
+        && rego::check_nesting(src).is_ok()
         && let Ok(mut engine) = rego::opa_compatible_engine(v1)
     {
         let _ = engine.add_policy("fuzz.rego".into(), normalized);

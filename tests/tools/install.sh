@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the pinned Go tools the oracle tests compare against (opa, gator) into a cache outside
-# the repository, so a warm CI run reuses them. Prints the bin directory on its last line.
+# Installs the pinned tools the tests need into a cache outside the repository, so a warm CI run
+# reuses them: the Go tools the oracle tests compare against (opa, gator, and tollgate-oracle
+# built from tests/oracle), and the cargo tools CI runs (cargo-deny, cargo-fuzz). Prints the bin
+# directory on its last line.
 set -euo pipefail
 OPA_VERSION=v1.22.3
 GATOR_VERSION=v3.23.0
+CARGO_DENY_VERSION=0.20.2
+CARGO_FUZZ_VERSION=0.13.2
 CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
@@ -16,4 +20,14 @@ install_one() { # name module version
 }
 install_one opa github.com/open-policy-agent/opa "$OPA_VERSION"
 install_one gator github.com/open-policy-agent/gatekeeper/v3/cmd/gator "$GATOR_VERSION"
+install_crate() { # name version
+  local name=$1 version=$2 stamp="$BIN/.$1-$2"
+  if [ -x "$BIN/$name" ] && [ -f "$stamp" ]; then return 0; fi
+  echo "installing $name $version from crates.io" >&2
+  cargo install --locked --quiet --version "$version" --root "$CACHE" "$name" >&2
+  touch "$stamp"
+}
+install_crate cargo-deny "$CARGO_DENY_VERSION"
+install_crate cargo-fuzz "$CARGO_FUZZ_VERSION"
+TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../oracle/install.sh" >/dev/null
 echo "$BIN"

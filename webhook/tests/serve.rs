@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tollgate::serve::config::{Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::config::{EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource};
 use tollgate::serve::server::Server;
 use tollgate::serve::tls;
 
@@ -34,6 +34,7 @@ fn config(dir: &Path) -> ServeConfig {
         expand: true,
         reload_interval: Duration::from_millis(100),
         eval_budget: Duration::from_secs(2),
+        evaluate_on: EvaluateOn::BlockingPool,
         request_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
         log_format: LogFormat::Text,
@@ -633,6 +634,65 @@ async fn runaway_template_is_stopped_by_the_budget_and_reported_as_its_violation
     let msg = resp["response"]["status"]["message"].as_str().unwrap();
     assert!(msg.starts_with("[slow] "), "{msg}");
     assert!(msg.contains("exceeded time limit"), "{msg}");
+    server.stop().await;
+}
+
+/// A template that builds an ever larger array (size² strings) instead of looping quietly.
+fn hoarding_template() -> &'static str {
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8shoard\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sHoard\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8shoard\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        big := [s | a := r[_]; b := r[_]; s := sprintf(\"%v-%v\", [a, b])]\n        count(big) < 0\n        msg := \"never\"\n      }\n"
+}
+
+/// Runaway constraints confined to namespace `runaway`: one that loops, one that hoards.
+fn runaway_constraints() -> String {
+    "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sSlow\nmetadata:\n  name: slow\nspec:\n  match:\n    namespaces: [runaway]\n  parameters:\n    size: \"20000\"\n---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sHoard\nmetadata:\n  name: hoard\nspec:\n  match:\n    namespaces: [runaway]\n  parameters:\n    size: \"100000\"\n".to_string()
+}
+
+/// While more runaway evaluations than the runtime has workers are in flight, other requests
+/// are still accepted and answered: every one of them finishes before any runaway does (an
+/// ordering, not a timing, so a loaded machine cannot make it flaky). Then each runaway ends
+/// as its constraint's violation, stopped by the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_evaluations_do_not_hold_up_other_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("slow.yaml"), slow_template());
+    write(&policies.join("hoard.yaml"), hoarding_template());
+    write(&policies.join("constraints.yaml"), &runaway_constraints());
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.eval_budget = Duration::from_secs(4);
+    let server = start(cfg).await;
+    let runaway_pod = pod_with(|p| p["metadata"]["namespace"] = json!("runaway"));
+    let mut runaway = Vec::new();
+    for _ in 0..4 {
+        let client = server.client.clone();
+        let url = server.url();
+        let mut body = review("v1", "CREATE", Some(runaway_pod.clone()), None);
+        body["request"]["namespace"] = json!("runaway");
+        runaway.push(tokio::spawn(async move {
+            let resp = client.post(url).json(&body).send().await?;
+            resp.json::<Value>().await
+        }));
+    }
+    // Let the runaways reach evaluation (TLS and parsing take milliseconds; the budget is 4s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ordinary = review("v1", "CREATE", Some(reference_pod()), None);
+    for i in 0..20 {
+        let resp = server.admit(&ordinary).await;
+        assert_eq!(resp["response"]["allowed"], true, "request {i}: {resp}");
+    }
+    let finished = runaway.iter().filter(|h| h.is_finished()).count();
+    assert_eq!(
+        finished, 0,
+        "a runaway evaluation finished before the ordinary requests were all answered"
+    );
+    for handle in runaway {
+        let resp = handle.await.unwrap().unwrap();
+        assert_eq!(resp["response"]["allowed"], false, "{resp}");
+        let msg = resp["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("[slow] ") && msg.contains("[hoard] "), "{msg}");
+        assert_eq!(msg.matches("exceeded time limit").count(), 2, "{msg}");
+    }
     server.stop().await;
 }
 

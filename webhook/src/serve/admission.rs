@@ -17,6 +17,7 @@ use tollgate_engine::gatekeeper::EnforcementAction;
 use tollgate_engine::policy_set::CompiledConstraint;
 use tollgate_engine::{Context, Decision, Review, enforcement_point};
 
+use super::config::EvaluateOn;
 use super::metrics::{ConstraintId, RequestLabels, StatusLabels, ViolationLabels};
 use super::state::AppState;
 
@@ -113,15 +114,28 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         .unwrap_or("")
         .to_string();
     let span = tracing::debug_span!("admission_review", uid, api_version);
-    let answer = span.in_scope(|| {
-        let answer = decide(&state, review);
-        tracing::debug!(
-            status = answer.status.label(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "answered"
-        );
-        answer
-    });
+    let evaluate = {
+        let state = state.clone();
+        move || {
+            span.in_scope(|| {
+                let answer = decide(&state, review);
+                tracing::debug!(
+                    status = answer.status.label(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "answered"
+                );
+                answer
+            })
+        }
+    };
+    let answer = match state.admission.evaluate_on {
+        EvaluateOn::RequestTask => evaluate(),
+        EvaluateOn::BlockingPool => match tokio::task::spawn_blocking(evaluate).await {
+            Ok(answer) => answer,
+            // A panic in the engine is a bug; the request still gets a clear refusal.
+            Err(e) => refuse(&uid, 500, format!("internal error while evaluating: {e}")),
+        },
+    };
     record(&state, answer.status, dry_run, started);
     Json(json!({
         "apiVersion": api_version,

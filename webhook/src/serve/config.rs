@@ -13,6 +13,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where a review is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvaluateOn {
+    /// tokio's blocking pool: a slow or runaway template holds a pool thread, never one of the
+    /// runtime's workers, so other requests keep being accepted and answered meanwhile.
+    BlockingPool,
+    /// The request's own task: no thread hand-off, but a runaway template holds a runtime
+    /// worker until the evaluation budget stops it.
+    RequestTask,
+}
+
 /// Flags of `tollgate serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -67,6 +78,9 @@ pub struct ServeArgs {
     /// Budget of one template evaluation; beyond it the constraint reports an error.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub eval_budget: Duration,
+    /// Where reviews are evaluated.
+    #[arg(long, value_enum, default_value_t = EvaluateOn::BlockingPool)]
+    pub evaluate_on: EvaluateOn,
     /// Limit for reading a request's headers and for handling one request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -143,6 +157,8 @@ pub struct ServeConfig {
     pub reload_interval: Duration,
     /// Per-evaluation budget.
     pub eval_budget: Duration,
+    /// Where reviews are evaluated.
+    pub evaluate_on: EvaluateOn,
     /// Header-read and request timeout.
     pub request_timeout: Duration,
     /// Drain time on shutdown.
@@ -183,6 +199,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             no_expand,
             reload_interval,
             eval_budget,
+            evaluate_on,
             request_timeout,
             shutdown_grace,
             log_format,
@@ -237,6 +254,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             expand: !no_expand,
             reload_interval,
             eval_budget,
+            evaluate_on,
             request_timeout,
             shutdown_grace,
             log_format,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use tollgate_engine::PolicySet;
 
-use super::config::Exemptions;
+use super::config::{EvaluateOn, Exemptions};
 use super::metrics::Metrics;
 
 /// Shared server state. Cheap to clone (everything is behind `Arc`).
@@ -31,6 +31,8 @@ pub struct AdmissionSettings {
     pub fail_open: bool,
     /// Expand workloads to Pods.
     pub expand: bool,
+    /// Where reviews are evaluated.
+    pub evaluate_on: EvaluateOn,
 }
 
 impl AppState {
