@@ -62,12 +62,17 @@ pub fn tokenize(src: &str) -> Vec<Token> {
             b'"' => {
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
+                    // An escape never swallows a line break: quoted strings are one line.
+                    if bytes[i] == b'\\' && bytes.get(i + 1).is_some_and(|&b| b != b'\n') {
                         i += 1;
                     }
                     i += 1;
                 }
-                i = (i + 1).min(bytes.len());
+                // The closing quote belongs to the string; the line break of an unterminated
+                // one does not.
+                if i < bytes.len() && bytes[i] == b'"' {
+                    i += 1;
+                }
                 Kind::Str
             }
             b'`' => {

@@ -444,6 +444,10 @@ mod tests {
             normalize(multi, false),
             "package a\nv[{\"msg\": m, # why\n  \"d\": `a\nb`}] { m := 1 }\nv[{\"msg\": m, \"d\": \"a\\nb\"}] { m := 2 }\n"
         );
+        // An unterminated string ends at its line; the head still moves no line.
+        let broken = "package a\nv[\"a\nb\\\n] { true }\n{ true }\n";
+        let out = normalize(broken, false);
+        assert_eq!(out.lines().count(), broken.lines().count(), "{out}");
         let els = "package a\np = 1 { false } else = 2 { true }\n";
         assert_eq!(normalize(els, false), els);
     }
