@@ -3,7 +3,7 @@
 //! Costs on the admission path and around it, on the tracker pack from `constraints/`: compiling
 //! the pack, one decision (all five constraints) on the reference pod and on a denied variant,
 //! each template alone, a 20-container pod, expanding a Deployment, and `verify` of the pack's
-//! suites.
+//! suites. The reference pod is also measured on regorus's RVM, for comparison.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // benchmark setup
 
 use std::path::PathBuf;
@@ -12,6 +12,8 @@ use divan::{Bencher, black_box};
 use serde_json::{Value, json};
 use tollgate_engine::expand::{builtin_templates, expand};
 use tollgate_engine::harness::verify;
+use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::rvm::Evaluator;
 use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, enforcement_point};
 
 fn main() {
@@ -35,7 +37,15 @@ fn pack_sources() -> Sources {
 }
 
 fn pack() -> PolicySet {
-    PolicySet::build(&pack_sources())
+    pack_on(Evaluator::Interpreter)
+}
+
+fn pack_on(evaluator: Evaluator) -> PolicySet {
+    let options = BuildOptions {
+        evaluator,
+        ..BuildOptions::default()
+    };
+    PolicySet::build_with(&pack_sources(), options)
         .unwrap()
         .with_expansions(builtin_templates())
 }
@@ -95,9 +105,15 @@ fn compile_pack(bencher: Bencher) {
     bencher.bench(|| PolicySet::build(black_box(&sources)).unwrap());
 }
 
-#[divan::bench]
-fn decision_reference_pod(bencher: Bencher) {
-    let set = pack();
+/// The reference pod on the interpreter (what tollgate enforces with) and on regorus's RVM
+/// (measured only: it does not evaluate every template as OPA does; see `engine/src/rvm.rs`).
+#[divan::bench(args = ["interpreter", "rvm"])]
+fn decision_reference_pod(bencher: Bencher, evaluator: &str) {
+    let set = pack_on(if evaluator == "rvm" {
+        Evaluator::Rvm
+    } else {
+        Evaluator::Interpreter
+    });
     let review = request(pod(vec![container("logistics-tracker")], "wasmedge"));
     assert!(decide(&set, &review).allowed);
     bencher.bench(|| decide(&set, black_box(&review)));

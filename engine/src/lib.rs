@@ -18,6 +18,7 @@ pub mod pack_build;
 pub mod policy_set;
 pub mod rego;
 pub mod review;
+pub mod rvm;
 pub mod schema;
 
 pub use decide::Decision;

@@ -59,6 +59,8 @@ pub struct BuildOptions {
     /// Wall-clock budget of one template evaluation; a runaway template becomes an error
     /// result for its constraints instead of holding the caller.
     pub eval_budget: Option<std::time::Duration>,
+    /// Which evaluator runs templates.
+    pub evaluator: crate::rvm::Evaluator,
 }
 
 impl PolicySet {
@@ -74,7 +76,7 @@ impl PolicySet {
         let mut set = PolicySet::default();
         let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
         for doc in &sources.templates {
-            match compile_template(doc, options.eval_budget) {
+            match compile_template(doc, options) {
                 Ok(t) => {
                     let kind = t.kind().to_string();
                     if let Some(first) = template_origin.get(&kind) {
@@ -212,7 +214,7 @@ impl PolicySet {
 
 fn compile_template(
     doc: &Document,
-    budget: Option<std::time::Duration>,
+    options: BuildOptions,
 ) -> Result<CompiledTemplate, PolicyError> {
     let subj = subject(doc, "ConstraintTemplate");
     let template =
@@ -220,9 +222,11 @@ fn compile_template(
             subject: subj.clone(),
             error,
         })?;
-    CompiledTemplate::compile_with_budget(template, budget).map_err(|f| PolicyError::Rego {
-        subject: subj,
-        field: f.field,
-        message: f.message,
+    CompiledTemplate::compile_with(template, options.eval_budget, options.evaluator).map_err(|f| {
+        PolicyError::Rego {
+            subject: subj,
+            field: f.field,
+            message: f.message,
+        }
     })
 }

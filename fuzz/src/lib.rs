@@ -128,6 +128,7 @@ pub fn load_policies(data: &[u8]) {
     let options = BuildOptions {
         accept_unknown_actions: true,
         eval_budget: Some(EVAL_BUDGET),
+        ..BuildOptions::default()
     };
     let Ok(set) = PolicySet::build_with(&sources, options) else {
         return;

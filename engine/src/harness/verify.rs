@@ -17,6 +17,7 @@ use crate::harness::inventory::Inventory;
 use crate::load::Sources;
 use crate::policy_set::{BuildOptions, PolicySet};
 use crate::review::{Review, Source};
+use crate::rvm::Evaluator;
 
 /// Result of one case.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -283,6 +284,11 @@ impl Filter {
 
 /// Runs one suite.
 pub fn run_suite(suite: &SuiteFile, filter: &Filter) -> SuiteResult {
+    run_suite_with(suite, filter, Evaluator::default())
+}
+
+/// Runs one suite with templates evaluated by `evaluator`.
+pub fn run_suite_with(suite: &SuiteFile, filter: &Filter, evaluator: Evaluator) -> SuiteResult {
     let start = Instant::now();
     if suite.suite.skip {
         return SuiteResult {
@@ -308,7 +314,7 @@ pub fn run_suite(suite: &SuiteFile, filter: &Filter) -> SuiteResult {
                     cases: Vec::new(),
                 }
             } else {
-                run_test(&dir, &suite.file, t, filter)
+                run_test(&dir, &suite.file, t, filter, evaluator)
             }
         })
         .collect();
@@ -334,7 +340,7 @@ fn read_docs(dir: &Path, rel: &str) -> Result<Vec<Document>, String> {
 }
 
 /// Compiles the test's template, constraint and expansions.
-fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
+fn build_set(dir: &Path, t: &Test, evaluator: Evaluator) -> Result<PolicySet, (String, bool)> {
     if t.template.is_empty() {
         return Err(("invalid Suite: missing template".into(), false));
     }
@@ -353,6 +359,7 @@ fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
     let options = BuildOptions {
         accept_unknown_actions: true,
         eval_budget: None,
+        evaluator,
     };
     PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());
@@ -372,9 +379,15 @@ fn build_set(dir: &Path, t: &Test) -> Result<PolicySet, (String, bool)> {
     })
 }
 
-fn run_test(dir: &Path, suite_file: &Path, t: &Test, filter: &Filter) -> TestResult {
+fn run_test(
+    dir: &Path,
+    suite_file: &Path,
+    t: &Test,
+    filter: &Filter,
+    evaluator: Evaluator,
+) -> TestResult {
     let start = Instant::now();
-    let built = build_set(dir, t);
+    let built = build_set(dir, t, evaluator);
     let (error, cases) = match (built, t.invalid) {
         (Err((_, true)), true) => (None, Vec::new()),
         (Err((msg, _)), true) => (

@@ -48,6 +48,7 @@ impl PolicySource {
         let options = BuildOptions {
             accept_unknown_actions: false,
             eval_budget: Some(self.eval_budget),
+            ..BuildOptions::default()
         };
         let set = PolicySet::build_with(&sources, options).map_err(|e| e.to_string())?;
         Ok(if self.expand {

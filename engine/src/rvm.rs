@@ -1,0 +1,199 @@
+//! A template's `violation` rule compiled to regorus's RVM bytecode: measured, not enforced.
+//!
+//! The interpreter walks the AST and clones a prepared engine for every evaluation; the RVM runs
+//! a flat instruction list on a reusable machine, about twice as fast on the pack
+//! (`cargo bench -p tollgate-engine --bench decision`). It is not the default because regorus
+//! 0.14.1's RVM does not evaluate Rego as OPA does: `x := input.missing` succeeds instead of
+//! making the body undefined, and conflicting rule outputs are not errors
+//! (`engine/tests/rvm_conformance.rs` runs every corpus case both ways and pins the cases where
+//! they differ, so an upgrade that fixes them shows up). Gatekeeper's contract comes first.
+//!
+//! Where the RVM is asked for ([`Evaluator::Rvm`]), templates it cannot compile (`with`, OPA's
+//! deprecated v0 builtins, which tollgate adds as extensions the RVM cannot call) stay on the
+//! interpreter, and so do `print()` output and any evaluation error, whose wording users see.
+//! A timeout is final on both paths.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::Program;
+use regorus::rvm::vm::RegoVM;
+use regorus::unstable::{Expr, Ref, Span};
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{CompiledPolicy, Engine, LimitError, Value};
+
+use crate::rego;
+
+/// Which evaluator runs templates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Evaluator {
+    /// regorus's interpreter: OPA's semantics, Gatekeeper's contract.
+    #[default]
+    Interpreter,
+    /// The RVM wherever a template compiles to it, the interpreter elsewhere. Not OPA's
+    /// semantics in every case (see the module documentation): for measurement.
+    Rvm,
+}
+
+/// A compiled `violation` rule with a pool of machines to run it on.
+pub struct FastPath {
+    policy: CompiledPolicy,
+    program: Arc<Program>,
+    rule: String,
+    budget: Option<ExecutionTimerConfig>,
+    /// Idle machines; evaluations on several threads each take one (or build one).
+    pool: Mutex<Vec<RegoVM>>,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("rule", &self.rule)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the fast path gave no answer.
+#[derive(Debug)]
+pub enum Fallback {
+    /// The evaluation hit the budget: final, reported as the interpreter would.
+    Budget(String),
+    /// Anything else: evaluate on the interpreter instead.
+    Interpreter,
+}
+
+/// How many idle machines a template keeps; more than the cores that evaluate is waste.
+const POOL_LIMIT: usize = 16;
+
+impl FastPath {
+    /// Compiles `rule` of a prepared engine to bytecode, or `None` when the RVM compiler
+    /// cannot take the template.
+    pub fn compile(
+        engine: &mut Engine,
+        rule: &str,
+        source: &str,
+        budget: Option<ExecutionTimerConfig>,
+    ) -> Option<FastPath> {
+        // print() output is gathered by the interpreter only.
+        if source.contains("print(") {
+            return None;
+        }
+        let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
+        let program = Compiler::compile_from_policy(&policy, &[rule]).ok()?;
+        let program = Arc::new(with_go_sprintf(&program));
+        let fast = FastPath {
+            policy,
+            program,
+            rule: rule.to_string(),
+            budget,
+            pool: Mutex::new(Vec::new()),
+        };
+        // A machine that cannot even take the empty data is no fast path.
+        let vm = fast.machine(None).ok()?;
+        fast.put_back(vm);
+        Some(fast)
+    }
+
+    fn machine(&self, inventory: Option<&Value>) -> Result<RegoVM, Fallback> {
+        let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        let mut vm = match pooled {
+            Some(vm) => vm,
+            None => {
+                let mut vm = RegoVM::new_with_policy(self.policy.clone());
+                vm.load_program(Arc::clone(&self.program));
+                vm.set_strict_builtin_errors(false);
+                // The budget bounds evaluation; the RVM's default instruction cap (25,000) would
+                // refuse ordinary large pods.
+                vm.set_max_instructions(usize::MAX);
+                vm.set_execution_timer_config(self.budget);
+                vm
+            }
+        };
+        let mut data = Value::new_object();
+        if let Ok(map) = data.as_object_mut() {
+            map.insert(
+                Value::from("inventory"),
+                inventory.cloned().unwrap_or_else(Value::new_object),
+            );
+        }
+        vm.set_data(data).map_err(|_| Fallback::Interpreter)?;
+        Ok(vm)
+    }
+
+    fn put_back(&self, vm: RegoVM) {
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < POOL_LIMIT
+        {
+            pool.push(vm);
+        }
+    }
+
+    /// Evaluates `violation` for `input`, with `data.inventory` when given.
+    pub fn evaluate(&self, input: Value, inventory: Option<&Value>) -> Result<Value, Fallback> {
+        let mut vm = self.machine(inventory)?;
+        vm.set_input(input);
+        let result = vm.execute_entry_point_by_name(&self.rule);
+        // Drop the input and data before pooling: the machine must not pin a request.
+        vm.set_input(Value::Undefined);
+        let _ = vm.set_data(Value::new_object());
+        self.put_back(vm);
+        match result {
+            // An undefined partial set is the empty set, as the interpreter answers.
+            Ok(Value::Undefined) => Ok(Value::new_set()),
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let error = anyhow::Error::from(e);
+                match error.downcast_ref::<LimitError>() {
+                    Some(limit @ LimitError::TimeLimitExceeded { .. }) => {
+                        Err(Fallback::Budget(limit.to_string()))
+                    }
+                    _ if error.to_string().contains("exceeded time limit") => {
+                        Err(Fallback::Budget(error.to_string()))
+                    }
+                    _ => Err(Fallback::Interpreter),
+                }
+            }
+        }
+    }
+}
+
+/// The program with `sprintf` bound to tollgate's Go-compatible implementation, as the
+/// interpreter has it through an extension (the RVM only calls regorus's builtin table).
+fn with_go_sprintf(program: &Program) -> Program {
+    let mut program = program.clone();
+    for (i, info) in program.builtin_info_table.iter().enumerate() {
+        if info.name == "sprintf"
+            && let Some(slot) = program.resolved_builtins.get_mut(i)
+        {
+            *slot = (go_sprintf_builtin, 2);
+        }
+    }
+    program
+}
+
+fn go_sprintf_builtin(
+    _span: &Span,
+    _params: &[Ref<Expr>],
+    args: &[Value],
+    _strict: bool,
+) -> anyhow::Result<Value> {
+    let format = args
+        .first()
+        .and_then(|f| f.as_string().ok())
+        .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
+    let items = match args.get(1) {
+        Some(Value::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
+        _ => anyhow::bail!("sprintf: operand 2 must be array"),
+    };
+    Ok(Value::from(rego::go_sprintf(format, &items)))
+}
+
+/// The budget as the RVM's timer configuration (checked every 64 work units, as the
+/// interpreter's).
+pub fn timer(budget: Option<Duration>) -> Option<ExecutionTimerConfig> {
+    budget.map(|limit| ExecutionTimerConfig {
+        limit,
+        check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
+    })
+}
