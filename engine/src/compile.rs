@@ -6,6 +6,7 @@
 //! prepared engine; it never parses again.
 
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -13,6 +14,7 @@ use regorus::{Engine, Value as RegoValue};
 
 use crate::gatekeeper::ConstraintTemplate;
 use crate::rego;
+use crate::rvm::{Evaluator, Fallback, FastPath};
 use crate::schema::ParametersSchema;
 
 /// A template ready to evaluate.
@@ -23,6 +25,11 @@ pub struct CompiledTemplate {
     /// Its parameters schema, when it has one.
     pub schema: Option<ParametersSchema>,
     engine: Engine,
+    /// Idle copies of `engine` for evaluations without inventory: reusing one costs less than
+    /// cloning the prepared engine each time (regorus resets its evaluation state per call).
+    idle: Mutex<Vec<Engine>>,
+    /// The same rule as RVM bytecode, when asked for and it compiles (see [`crate::rvm`]).
+    fast: Option<FastPath>,
     violation_rule: String,
     /// Whether the Rego reads `data.inventory`; others skip loading it.
     uses_inventory: bool,
@@ -36,6 +43,9 @@ pub struct Evaluation {
     /// `print()` output, one entry per call.
     pub prints: Vec<String>,
 }
+
+/// Idle engines kept per template: more than the threads that evaluate at once is waste.
+const IDLE_ENGINES: usize = 16;
 
 /// A compile failure: the field holding the Rego and the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +67,15 @@ impl CompiledTemplate {
     pub fn compile_with_budget(
         template: ConstraintTemplate,
         budget: Option<Duration>,
+    ) -> Result<Self, CompileFailure> {
+        Self::compile_with(template, budget, Evaluator::default())
+    }
+
+    /// Compiles a template for `evaluator`, with an optional evaluation budget.
+    pub fn compile_with(
+        template: ConstraintTemplate,
+        budget: Option<Duration>,
+        evaluator: Evaluator,
     ) -> Result<Self, CompileFailure> {
         let code = &template.code;
         let fail = |field: &str, message: String| CompileFailure {
@@ -136,13 +155,35 @@ impl CompiledTemplate {
         let uses_inventory = std::iter::once(&template.code.rego)
             .chain(template.code.libs.iter())
             .any(|src| src.contains("inventory"));
+        let fast = match evaluator {
+            Evaluator::Interpreter => None,
+            Evaluator::Rvm => {
+                let sources = std::iter::once(template.code.rego.as_str())
+                    .chain(template.code.libs.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                FastPath::compile(
+                    &mut engine,
+                    &violation_rule,
+                    &sources,
+                    crate::rvm::timer(budget),
+                )
+            }
+        };
         Ok(CompiledTemplate {
             template,
             schema,
             engine,
+            idle: Mutex::new(Vec::new()),
+            fast,
             violation_rule,
             uses_inventory,
         })
+    }
+
+    /// Whether evaluations run on the RVM.
+    pub fn on_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// The constraint kind this template defines.
@@ -154,7 +195,32 @@ impl CompiledTemplate {
     /// when given. Returns the raw result set (or the error in OPA's wording) and any `print()`
     /// output.
     pub fn evaluate(&self, input: RegoValue, inventory: Option<&RegoValue>) -> Evaluation {
-        let mut engine = self.engine.clone();
+        if let Some(fast) = &self.fast {
+            let inventory = inventory.filter(|_| self.uses_inventory);
+            match fast.evaluate(input.clone(), inventory) {
+                Ok(set) => {
+                    return Evaluation {
+                        result: Ok(set),
+                        prints: Vec::new(),
+                    };
+                }
+                Err(Fallback::Budget(message)) => {
+                    return Evaluation {
+                        result: Err(message),
+                        prints: Vec::new(),
+                    };
+                }
+                Err(Fallback::Interpreter) => {}
+            }
+        }
+        // An engine that gets inventory data keeps it: those are cloned fresh and not reused.
+        let with_inventory = inventory.is_some() && self.uses_inventory;
+        let pooled = if with_inventory {
+            None
+        } else {
+            self.idle.lock().ok().and_then(|mut idle| idle.pop())
+        };
+        let mut engine = pooled.unwrap_or_else(|| self.engine.clone());
         if let Some(inventory) = inventory
             && self.uses_inventory
         {
@@ -179,6 +245,15 @@ impl CompiledTemplate {
             .into_iter()
             .map(|p| rego::strip_print_location(&p).to_string())
             .collect();
+        if !with_inventory {
+            // Without the request's input: an idle engine must not pin a review in memory.
+            engine.set_input(RegoValue::Undefined);
+            if let Ok(mut idle) = self.idle.lock()
+                && idle.len() < IDLE_ENGINES
+            {
+                idle.push(engine);
+            }
+        }
         Evaluation { result, prints }
     }
 }
