@@ -178,15 +178,7 @@ fn go_sprintf_builtin(
     args: &[Value],
     _strict: bool,
 ) -> anyhow::Result<Value> {
-    let format = args
-        .first()
-        .and_then(|f| f.as_string().ok())
-        .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
-    let items = match args.get(1) {
-        Some(Value::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
-        _ => anyhow::bail!("sprintf: operand 2 must be array"),
-    };
-    Ok(Value::from(rego::go_sprintf(format, &items)))
+    rego::sprintf_builtin(args)
 }
 
 /// The budget as the RVM's timer configuration (checked every 64 work units, as the

@@ -2,6 +2,8 @@
 //! symlink swap, malformed requests, readiness, metrics and graceful shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tollgate::serve::config::{EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::config::{Exemptions, ServeConfig, TlsSource};
 use tollgate::serve::server::Server;
 use tollgate::serve::tls;
 
@@ -20,25 +22,7 @@ fn root() -> PathBuf {
 }
 
 fn config(dir: &Path) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        probe_listen: "127.0.0.1:0".parse().unwrap(),
-        policies: Vec::new(),
-        with_embedded_pack: false,
-        tls: TlsSource::Generated {
-            ca_file: dir.join("ca.pem"),
-        },
-        client_ca: None,
-        exemptions: Exemptions::default(),
-        fail_open: false,
-        expand: true,
-        reload_interval: Duration::from_millis(100),
-        eval_budget: Duration::from_secs(2),
-        evaluate_on: EvaluateOn::BlockingPool,
-        request_timeout: Duration::from_secs(10),
-        shutdown_grace: Duration::from_secs(10),
-        log_format: LogFormat::Text,
-    }
+    common::loopback_config(dir)
 }
 
 struct Running {

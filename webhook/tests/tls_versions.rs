@@ -8,35 +8,19 @@
 //! signature_algorithms before its version); `serve::legacy_hello` answers those itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tollgate::serve::config::{EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource};
+use tollgate::serve::config::ServeConfig;
 use tollgate::serve::server::Server;
 
 fn config(dir: &Path) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        probe_listen: "127.0.0.1:0".parse().unwrap(),
-        policies: Vec::new(),
-        with_embedded_pack: false,
-        tls: TlsSource::Generated {
-            ca_file: dir.join("ca.pem"),
-        },
-        client_ca: None,
-        exemptions: Exemptions::default(),
-        fail_open: false,
-        expand: true,
-        reload_interval: Duration::from_secs(60),
-        eval_budget: Duration::from_secs(2),
-        evaluate_on: EvaluateOn::BlockingPool,
-        request_timeout: Duration::from_secs(10),
-        shutdown_grace: Duration::from_secs(1),
-        log_format: LogFormat::Text,
-    }
+    common::loopback_config(dir)
 }
 
 fn openssl_present() -> bool {

@@ -14,17 +14,7 @@ pub fn opa_compatible_engine(v1: bool) -> anyhow::Result<Engine> {
     engine.add_extension(
         "sprintf".to_string(),
         2,
-        Box::new(|args: Vec<Value>| {
-            let format = args
-                .first()
-                .and_then(|f| f.as_string().ok())
-                .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
-            let items = match args.get(1) {
-                Some(Value::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
-                _ => anyhow::bail!("sprintf: operand 2 must be array"),
-            };
-            Ok(Value::from(super::go_sprintf(format, &items)))
-        }),
+        Box::new(|args: Vec<Value>| sprintf_builtin(&args)),
     )?;
     if !v1 {
         for (name, arity) in super::DEPRECATED_BUILTINS {
@@ -36,6 +26,19 @@ pub fn opa_compatible_engine(v1: bool) -> anyhow::Result<Engine> {
         }
     }
     Ok(engine)
+}
+
+/// `sprintf(format, args)` as a Rego builtin, with Go's formatting.
+pub fn sprintf_builtin(args: &[Value]) -> anyhow::Result<Value> {
+    let format = args
+        .first()
+        .and_then(|f| f.as_string().ok())
+        .ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be string"))?;
+    let items = match args.get(1) {
+        Some(Value::Array(items)) => items.iter().cloned().collect::<Vec<_>>(),
+        _ => anyhow::bail!("sprintf: operand 2 must be array"),
+    };
+    Ok(Value::from(super::go_sprintf(format, &items)))
 }
 
 /// regorus prefixes `print()` output with `file.rego:line: `; OPA's print hooks do not.

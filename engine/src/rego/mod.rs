@@ -13,7 +13,7 @@ mod rewrite;
 mod sprintf;
 
 pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
-pub use engine::{opa_compatible_engine, strip_print_location};
+pub use engine::{opa_compatible_engine, sprintf_builtin, strip_print_location};
 pub use rewrite::{
     KnownFunctions, MAX_NESTING, RefError, check_nesting, check_refs, normalize, rule_is_defined,
     undefined_function,
