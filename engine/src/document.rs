@@ -39,13 +39,12 @@ pub struct Document {
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     /// The file could not be read.
-    #[error("{file}: failed to read: {source}")]
+    #[error("{file}: failed to read: {error}")]
     Read {
         /// The file.
         file: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`: the message says it all once).
+        error: std::io::Error,
     },
     /// A document is not valid YAML or JSON.
     #[error("{file}: document {document}: line {line}, column {column}: invalid YAML: {message}")]
@@ -66,9 +65,9 @@ pub enum DocumentError {
 /// Reads a file and parses it as a YAML stream (JSON documents included).
 pub fn read_file(path: &Path) -> Result<Vec<Document>, DocumentError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DocumentError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| DocumentError::Read {
         file: file.clone(),
-        source,
+        error,
     })?;
     parse_stream(&file, &text)
 }

@@ -79,9 +79,9 @@ impl Sources {
 
 /// Lists the policy files a path names.
 pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, DocumentError> {
-    let read_err = |source| DocumentError::Read {
+    let read_err = |error| DocumentError::Read {
         file: path.display().to_string(),
-        source,
+        error,
     };
     let meta = std::fs::metadata(path).map_err(read_err)?;
     if !meta.is_dir() {
@@ -90,14 +90,14 @@ pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, DocumentError> {
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| DocumentError::Read {
+        let entries = std::fs::read_dir(&dir).map_err(|error| DocumentError::Read {
             file: dir.display().to_string(),
-            source,
+            error,
         })?;
         for entry in entries {
-            let entry = entry.map_err(|source| DocumentError::Read {
+            let entry = entry.map_err(|error| DocumentError::Read {
                 file: dir.display().to_string(),
-                source,
+                error,
             })?;
             let p = entry.path();
             let name = entry.file_name();

@@ -22,13 +22,12 @@ const TARGET: &str = "admission.k8s.gatekeeper.sh";
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// A directory or file could not be read.
-    #[error("failed to read {path}: {source}")]
+    #[error("failed to read {path}: {error}")]
     Read {
         /// The path.
         path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not a `source`: the message says it all once).
+        error: std::io::Error,
     },
     /// The `# METADATA` block is missing, is not valid YAML, or lacks what a template needs.
     #[error("{path}:{line}: {message}")]
@@ -467,9 +466,9 @@ pub fn template_value(meta: &Metadata, rego: &str) -> Value {
 
 /// Policy directories under `policies_dir` that hold a `src.rego`, sorted by name.
 pub fn discover(policies_dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
-    let read = std::fs::read_dir(policies_dir).map_err(|source| BuildError::Read {
+    let read = std::fs::read_dir(policies_dir).map_err(|error| BuildError::Read {
         path: policies_dir.display().to_string(),
-        source,
+        error,
     })?;
     let mut out: Vec<(String, PathBuf)> = read
         .filter_map(Result::ok)
@@ -517,7 +516,7 @@ pub fn generate_one(
     let path = source.display().to_string();
     let rego = std::fs::read_to_string(source).map_err(|e| BuildError::Read {
         path: path.clone(),
-        source: e,
+        error: e,
     })?;
     let meta = parse_metadata(&path, &rego)?;
     let name = meta.kind.to_lowercase();
