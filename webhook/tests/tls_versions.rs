@@ -157,3 +157,39 @@ async fn only_tls12_and_tls13_complete_a_handshake() {
         })
         .await;
 }
+
+/// A TLS 1.1 ClientHello that arrives in pieces still gets the `protocol_version` alert: the
+/// server waits for the whole record prefix instead of passing a fragment to rustls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_tls11_hello_gets_the_alert_too() {
+    use std::io::{Read, Write};
+    start()
+        .await
+        .check(|addr| {
+            // Record (TLS 1.0 framing), ClientHello for TLS 1.1: random, no session id, one
+            // cipher suite (TLS_RSA_WITH_AES_128_CBC_SHA), null compression.
+            let mut body = vec![0x03, 0x02];
+            body.extend([0x11; 32]);
+            body.extend([0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00]);
+            let mut hello = vec![0x01, 0x00, 0x00, body.len() as u8];
+            hello.extend(&body);
+            let mut record = vec![0x16, 0x03, 0x01, 0x00, hello.len() as u8];
+            record.extend(&hello);
+            let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            for piece in [&record[..3], &record[3..8], &record[8..]] {
+                tcp.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            let mut answer = Vec::new();
+            let _ = tcp.read_to_end(&mut answer);
+            if answer == [0x15, 0x03, 0x02, 0x00, 0x02, 0x02, 70] {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "expected a protocol_version alert, got {answer:02x?}"
+                )]
+            }
+        })
+        .await;
+}

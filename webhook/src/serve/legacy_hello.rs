@@ -75,16 +75,19 @@ impl<S: Send + 'static> Accept<TcpStream, S> for RefuseLegacyHello {
 }
 
 /// Peeks until the hello prefix is there, the peer stops sending, or the bytes cannot be a
-/// handshake record. A hello arrives in one segment in practice; the short sleeps only cover a
-/// client that trickles it.
+/// handshake record. A hello arrives in one segment in practice; the sleeps only cover a client
+/// that trickles it, and they double (up to 256 ms) so that one stalling on purpose costs a few
+/// dozen wake-ups until the timeout, not thousands.
 async fn peek_prefix(stream: &TcpStream) -> io::Result<Vec<u8>> {
     let mut buf = [0u8; HELLO_PREFIX];
+    let mut pause = Duration::from_millis(2);
     loop {
         let n = stream.peek(&mut buf).await?;
         if n == 0 || n >= HELLO_PREFIX || buf[0] != HANDSHAKE {
             return Ok(buf[..n].to_vec());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(256));
     }
 }
 
