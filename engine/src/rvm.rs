@@ -1,17 +1,17 @@
-//! A template's `violation` rule compiled to regorus's RVM bytecode: measured, not enforced.
+//! A template's `violation` rule compiled to regorus's RVM bytecode: the default evaluator.
 //!
 //! The interpreter walks the AST and clones a prepared engine for every evaluation; the RVM runs
-//! a flat instruction list on a reusable machine, about twice as fast on the pack
-//! (`cargo bench -p tollgate-engine --bench decision`). It is not the default because regorus
-//! 0.14.1's RVM does not evaluate Rego as OPA does: `x := input.missing` succeeds instead of
-//! making the body undefined, and conflicting rule outputs are not errors
-//! (`engine/tests/rvm_conformance.rs` runs every corpus case both ways and pins the cases where
-//! they differ, so an upgrade that fixes them shows up). Gatekeeper's contract comes first.
+//! a flat instruction list on a reusable machine, several times faster on the pack
+//! (`cargo bench -p tollgate-engine --bench decision`). regorus 0.14.1's RVM did not evaluate
+//! Rego as OPA does (`x := input.missing` succeeded, conflicting outputs were no error); the
+//! vendored copy fixes that (`vendor/regorus/TOLLGATE.md`), and
+//! `engine/tests/rvm_conformance.rs` runs every suite of the corpus both ways and requires the
+//! same violations.
 //!
-//! Where the RVM is asked for ([`Evaluator::Rvm`]), templates it cannot compile (`with`, OPA's
-//! deprecated v0 builtins, which tollgate adds as extensions the RVM cannot call) stay on the
-//! interpreter, and so do `print()` output and any evaluation error, whose wording users see.
-//! A timeout is final on both paths.
+//! Templates the RVM cannot compile (`with`, OPA's deprecated v0 builtins, which tollgate adds
+//! as extensions the RVM cannot call) stay on the interpreter, and so do `print()` output and
+//! any evaluation error, whose wording users see: on an RVM error the template is evaluated
+//! again on the interpreter. A timeout is final on both paths.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,11 +28,10 @@ use crate::rego;
 /// Which evaluator runs templates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Evaluator {
-    /// regorus's interpreter: OPA's semantics, Gatekeeper's contract.
-    #[default]
+    /// regorus's interpreter for every template.
     Interpreter,
-    /// The RVM wherever a template compiles to it, the interpreter elsewhere. Not OPA's
-    /// semantics in every case (see the module documentation): for measurement.
+    /// The RVM wherever a template compiles to it, the interpreter elsewhere.
+    #[default]
     Rvm,
 }
 

@@ -131,3 +131,62 @@ fn missing_path_is_an_error() {
             .contains("listing test files")
     );
 }
+
+/// Each line of a verify run without its timing (gator ends suite and test lines with a tab
+/// and a duration: `\t0.012s` or `\t(0.001s)`).
+fn without_timings(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .map(|l| match l.rsplit_once('\t') {
+            Some((head, tail))
+                if tail.trim_matches(['(', ')']).ends_with('s')
+                    && tail
+                        .trim_matches(['(', ')', 's'])
+                        .parse::<f64>()
+                        .is_ok() =>
+            {
+                head.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn both_evaluators_verify_every_suite_alike() {
+    let run = |evaluator: &str| {
+        let out = tollgate()
+            .args([
+                "verify",
+                "tests/suites/...",
+                "constraints/...",
+                "-v",
+                "--evaluator",
+                evaluator,
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "--evaluator {evaluator}:\n{stdout}");
+        without_timings(&stdout)
+    };
+    let (rvm, interpreter) = (run("rvm"), run("interpreter"));
+    assert!(rvm.len() > 300, "{} lines", rvm.len());
+    assert_eq!(rvm, interpreter);
+}
+
+#[test]
+fn an_unknown_evaluator_is_refused_with_the_choices() {
+    let out = tollgate()
+        .args(["verify", "tests/suites/...", "--evaluator", "wasm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("invalid value 'wasm' for '--evaluator")
+            && stderr.contains("rvm")
+            && stderr.contains("interpreter"),
+        "{stderr}"
+    );
+}

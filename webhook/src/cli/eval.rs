@@ -11,8 +11,10 @@ use tollgate_engine::document;
 use tollgate_engine::expand::builtin_templates;
 use tollgate_engine::gatekeeper::{Gvk, object_name, object_namespace};
 use tollgate_engine::harness::inventory::Inventory;
+use tollgate_engine::policy_set::BuildOptions;
 use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, enforcement_point};
 
+use super::EvaluatorFlag;
 use crate::pack;
 
 /// Output formats of `eval`.
@@ -40,6 +42,9 @@ pub struct EvalArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = EvalFormat::Human)]
     format: EvalFormat,
+    /// Which evaluator runs the templates.
+    #[arg(long, value_enum, default_value_t = EvaluatorFlag::Rvm)]
+    evaluator: EvaluatorFlag,
 }
 
 /// Exit 0 when nothing denies, 1 when something denies, 2 on bad inputs or policies.
@@ -49,6 +54,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         policies,
         no_expand,
         format,
+        evaluator,
     } = args;
     let mut inputs = Sources::default();
     for f in &files {
@@ -73,7 +79,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .constraints
         .extend(inputs.constraints.iter().cloned());
     sources.expansions.extend(inputs.expansions.iter().cloned());
-    let mut set = PolicySet::build(&sources)?;
+    let options = BuildOptions {
+        evaluator: evaluator.into(),
+        ..BuildOptions::default()
+    };
+    let mut set = PolicySet::build_with(&sources, options)?;
     if !no_expand {
         set = set.with_expansions(builtin_templates());
     }

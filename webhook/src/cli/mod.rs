@@ -45,6 +45,25 @@ impl Cli {
     }
 }
 
+/// Which evaluator runs templates (`--evaluator`), shared by `serve`, `eval` and `verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvaluatorFlag {
+    /// regorus's RVM wherever a template compiles to it, the interpreter elsewhere.
+    #[default]
+    Rvm,
+    /// regorus's interpreter for every template.
+    Interpreter,
+}
+
+impl From<EvaluatorFlag> for tollgate_engine::rvm::Evaluator {
+    fn from(flag: EvaluatorFlag) -> Self {
+        match flag {
+            EvaluatorFlag::Rvm => Self::Rvm,
+            EvaluatorFlag::Interpreter => Self::Interpreter,
+        }
+    }
+}
+
 /// Output formats shared by the reporting commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

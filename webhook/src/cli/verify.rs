@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use tollgate_engine::harness::{printer, verify};
 
-use super::Format;
+use super::{EvaluatorFlag, Format};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,9 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Which evaluator runs the templates.
+    #[arg(long, value_enum, default_value_t = EvaluatorFlag::Rvm)]
+    evaluator: EvaluatorFlag,
 }
 
 /// Runs the suites; exit 1 when any case fails or a path cannot be read.
@@ -30,6 +33,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         run,
         verbose,
         format,
+        evaluator,
     } = args;
     let filter = match verify::Filter::new(&run) {
         Ok(f) => f,
@@ -50,7 +54,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let results: Vec<_> = suites
         .iter()
-        .map(|s| verify::run_suite(s, &filter))
+        .map(|s| verify::run_suite_with(s, &filter, evaluator.into()))
         .collect();
     let program = std::env::args().next().unwrap_or_else(|| "tollgate".into());
     let program = if program.contains('/') {

@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tollgate_engine::rvm::Evaluator;
+
+use crate::cli::EvaluatorFlag;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -81,6 +85,9 @@ pub struct ServeArgs {
     /// Where reviews are evaluated.
     #[arg(long, value_enum, default_value_t = EvaluateOn::BlockingPool)]
     pub evaluate_on: EvaluateOn,
+    /// Which evaluator runs the templates.
+    #[arg(long, env = "TOLLGATE_EVALUATOR", value_enum, default_value_t = EvaluatorFlag::Rvm)]
+    pub evaluator: EvaluatorFlag,
     /// Limit for reading a request's headers and for handling one request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -159,6 +166,8 @@ pub struct ServeConfig {
     pub eval_budget: Duration,
     /// Where reviews are evaluated.
     pub evaluate_on: EvaluateOn,
+    /// Which evaluator runs the templates.
+    pub evaluator: Evaluator,
     /// Header-read and request timeout.
     pub request_timeout: Duration,
     /// Drain time on shutdown.
@@ -200,6 +209,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             reload_interval,
             eval_budget,
             evaluate_on,
+            evaluator,
             request_timeout,
             shutdown_grace,
             log_format,
@@ -255,6 +265,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             reload_interval,
             eval_budget,
             evaluate_on,
+            evaluator: evaluator.into(),
             request_timeout,
             shutdown_grace,
             log_format,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tollgate_engine::expand::builtin_templates;
 use tollgate_engine::load::policy_files;
 use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::rvm::Evaluator;
 use tollgate_engine::{PolicySet, Sources};
 
 use super::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct PolicySource {
     pub expand: bool,
     /// Per-evaluation budget.
     pub eval_budget: Duration,
+    /// Which evaluator runs the templates.
+    pub evaluator: Evaluator,
 }
 
 /// The content of every policy file, to detect changes.
@@ -48,7 +51,7 @@ impl PolicySource {
         let options = BuildOptions {
             accept_unknown_actions: false,
             eval_budget: Some(self.eval_budget),
-            ..BuildOptions::default()
+            evaluator: self.evaluator,
         };
         let set = PolicySet::build_with(&sources, options).map_err(|e| e.to_string())?;
         Ok(if self.expand {

@@ -229,5 +229,6 @@ fn policy_source(config: &ServeConfig) -> PolicySource {
         with_embedded_pack: config.with_embedded_pack,
         expand: config.expand,
         eval_budget: config.eval_budget,
+        evaluator: config.evaluator,
     }
 }

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tollgate_engine::rvm::Evaluator;
+
 use tollgate::serve::config::{EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource};
 
 /// A server on loopback ports picked by the OS, with a generated certificate (its CA written
@@ -24,6 +26,7 @@ pub fn loopback_config(dir: &Path) -> ServeConfig {
         reload_interval: Duration::from_millis(100),
         eval_budget: Duration::from_secs(2),
         evaluate_on: EvaluateOn::BlockingPool,
+        evaluator: Evaluator::default(),
         request_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
         log_format: LogFormat::Text,
