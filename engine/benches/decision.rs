@@ -108,10 +108,15 @@ fn decide(set: &PolicySet, review: &Review) -> Decision {
     )
 }
 
-#[divan::bench(sample_count = 20)]
-fn compile_pack(bencher: Bencher) {
+/// Compiling the pack: templates, constraints and (on the RVM) each template's bytecode.
+#[divan::bench(sample_count = 20, args = ["rvm", "interpreter"])]
+fn compile_pack(bencher: Bencher, on: &str) {
     let sources = pack_sources();
-    bencher.bench(|| PolicySet::build(black_box(&sources)).unwrap());
+    let options = BuildOptions {
+        evaluator: evaluator(on),
+        ..BuildOptions::default()
+    };
+    bencher.bench(|| PolicySet::build_with(black_box(&sources), options).unwrap());
 }
 
 /// The reference pod on the RVM (the default) and on the interpreter alone.

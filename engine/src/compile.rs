@@ -181,6 +181,11 @@ impl CompiledTemplate {
         })
     }
 
+    /// Whether the template's Rego reads `data.inventory` (only then is it given one).
+    pub fn uses_inventory(&self) -> bool {
+        self.uses_inventory
+    }
+
     /// Whether evaluations run on the RVM.
     pub fn on_fast_path(&self) -> bool {
         self.fast.is_some()

@@ -3,10 +3,12 @@
 //!
 //! The webhook, `eval`, `verify` and audit all call [`review`]; nothing else evaluates.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use regorus::Value as RegoValue;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::expand::{self, ExpandError};
@@ -96,7 +98,7 @@ pub fn review(
     review: &Review,
     ctx: &Context<'_>,
 ) -> Result<Outcome, ReviewFailure> {
-    let review = attach_namespace(review.clone(), ctx);
+    let review = attach_namespace(review, ctx);
     let mut outcome = Outcome::default();
     evaluate_constraints(set, &review, ctx, &mut outcome);
     if ctx.expand
@@ -112,7 +114,7 @@ pub fn review(
         })?;
         for r in resultants {
             let child = Review::of_object(r.object, Source::Generated);
-            let child = attach_namespace(child, ctx);
+            let child = attach_namespace(&child, ctx);
             let override_action = r
                 .enforcement_action
                 .as_deref()
@@ -133,15 +135,22 @@ pub fn review(
     Ok(outcome)
 }
 
-fn attach_namespace(review: Review, ctx: &Context<'_>) -> Review {
+/// The review with its Namespace object when `ctx` knows it; borrowed (no copy of the request)
+/// when there is nothing to attach.
+fn attach_namespace<'r>(review: &'r Review, ctx: &Context<'_>) -> Cow<'r, Review> {
     if review.namespace.is_some() {
-        return review;
+        return Cow::Borrowed(review);
     }
     let ns = ctx
         .namespaces
         .and_then(|all| all.get(review.namespace_name()))
         .cloned();
-    review.with_namespace(ns)
+    if ns.is_none()
+        && review.request.get("namespaceObject") == Some(&Value::Object(Default::default()))
+    {
+        return Cow::Borrowed(review);
+    }
+    Cow::Owned(review.clone().with_namespace(ns))
 }
 
 fn evaluate_constraints(
@@ -184,8 +193,12 @@ fn evaluate_constraints(
         let Some(template) = set.template(&c.constraint.kind) else {
             continue;
         };
+        // Converted once per review, straight from the parsed request (no copy of it), and
+        // shared by every constraint's input.
         let review_value = review_value
-            .get_or_insert_with(|| RegoValue::from(review.request.clone()))
+            .get_or_insert_with(|| {
+                RegoValue::deserialize(&review.request).unwrap_or(RegoValue::Undefined)
+            })
             .clone();
         let mut input = RegoValue::new_object();
         if let Ok(map) = input.as_object_mut() {

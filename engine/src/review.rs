@@ -97,6 +97,8 @@ impl Review {
                 .ok_or(ReviewError::DeleteWithoutOldObject)?;
             request.insert("object".into(), old);
         }
+        // Until a Namespace object is attached (`with_namespace`), templates see `{}`.
+        request.insert("namespaceObject".into(), json!({}));
         Ok(Review {
             request: Value::Object(request),
             namespace: None,

@@ -222,3 +222,38 @@ fn broken_policy_exits_2_with_its_location() {
         run.stderr
     );
 }
+
+/// The objects given to `eval` are its inventory too (as `gator test`'s are), for templates
+/// that read `data.inventory`.
+#[test]
+fn objects_are_the_inventory_of_templates_that_read_it() {
+    let dir = "tests/suites/inventory";
+    let run = eval(&[
+        "--policies",
+        &format!("{dir}/template_v1.yaml"),
+        "--policies",
+        &format!("{dir}/constraint_v1.yaml"),
+        "-f",
+        &format!("{dir}/configmap.yaml"),
+        "-f",
+        &format!("{dir}/inventory_configmaps.yaml"),
+    ]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "v1/ConfigMap team-a/new-cm: [\"inventory-refs\"] (deny) Message: \"data.key shared already used by configmap team-a/existing\""
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines_with(
+            &run.stdout,
+            "inventory has 2 namespaces and 0 cluster groupVersions"
+        )
+        .len(),
+        4,
+        "{}",
+        run.stdout
+    );
+}

@@ -140,10 +140,7 @@ fn without_timings(stdout: &str) -> Vec<String> {
         .map(|l| match l.rsplit_once('\t') {
             Some((head, tail))
                 if tail.trim_matches(['(', ')']).ends_with('s')
-                    && tail
-                        .trim_matches(['(', ')', 's'])
-                        .parse::<f64>()
-                        .is_ok() =>
+                    && tail.trim_matches(['(', ')', 's']).parse::<f64>().is_ok() =>
             {
                 head.to_string()
             }

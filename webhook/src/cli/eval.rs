@@ -93,7 +93,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .add(&doc.value)
             .with_context(|| doc.origin.to_string())?;
     }
-    let inventory_value = (!inventory.is_empty()).then(|| inventory.to_rego());
+    // Converting an audit's worth of objects costs more than evaluating them: only when read.
+    let inventory_value = (!inventory.is_empty() && set.templates().any(|t| t.uses_inventory()))
+        .then(|| inventory.to_rego());
     let namespaces: &BTreeMap<String, Value> = inventory.namespaces();
     let ctx = Context {
         enforcement_point: enforcement_point::GATOR,
