@@ -75,8 +75,12 @@ impl PolicySet {
         let mut errors = Vec::new();
         let mut set = PolicySet::default();
         let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
-        for doc in &sources.templates {
-            match compile_template(doc, options) {
+        for (doc, compiled) in sources
+            .templates
+            .iter()
+            .zip(compile_templates(&sources.templates, options))
+        {
+            match compiled {
                 Ok(t) => {
                     let kind = t.kind().to_string();
                     if let Some(first) = template_origin.get(&kind) {
@@ -210,6 +214,48 @@ impl PolicySet {
         self.expansions.extend(more);
         self
     }
+}
+
+/// Compiles every template, in order, on as many threads as the process may use (one on a
+/// single core): parsing, analysis and RVM compilation dominate a cold start and a reload.
+fn compile_templates(
+    docs: &[Document],
+    options: BuildOptions,
+) -> Vec<Result<CompiledTemplate, PolicyError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(docs.len());
+    if threads <= 1 {
+        return docs.iter().map(|d| compile_template(d, options)).collect();
+    }
+    // Thread t compiles templates t, t + threads, ...; results go back in document order.
+    let mut results: Vec<Option<Result<CompiledTemplate, PolicyError>>> =
+        docs.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    docs.iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, d)| (i, compile_template(d, options)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            let compiled = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, result) in compiled {
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(result);
+                }
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
 
 fn compile_template(
