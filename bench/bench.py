@@ -11,7 +11,7 @@ the environment. In one run, on one machine and the same inputs, it measures:
    no divan bench for them);
 2. HTTPS with keep-alive, each server pinned to one core and the load tool (oha) to the other:
    maximum throughput, then p50/p99/p99.9 at a fixed rate of half of OPA's maximum, for
-   `tollgate serve` (both --evaluate-on modes) and `opa run --server` with a system.main wrapper;
+   `tollgate serve` (every --evaluate-on mode) and `opa run --server` with a system.main wrapper;
 3. cold start (process start to ready) and peak RSS under load;
 4. bulk: `tollgate eval -f` on a file of BENCH_PODS Pods against `opa eval` over the same Pods.
 
@@ -739,7 +739,8 @@ def main():
         return Server(f"tollgate-{mode}", pinned(SERVER_CPU, cmd), f"https://127.0.0.1:{port}/v1/admit",
                       ("127.0.0.1", probe, "/readyz"))
 
-    modes = ["blocking-pool", "request-task"]
+    # The default first: the goals are judged on it.
+    modes = ["request-task-then-pool", "blocking-pool", "request-task"]
     sides = ["opa"] + [f"tollgate-{m}" for m in modes]
 
     def make(side):
@@ -783,7 +784,7 @@ def main():
     for rnd in range(ROUNDS):
         log(f"cold start, round {rnd + 1}/{ROUNDS}: {COLD_STARTS} starts each")
         for _ in range(COLD_STARTS):
-            for side, make_one in (("opa", opa_server), ("tollgate", lambda: tollgate_server("blocking-pool"))):
+            for side, make_one in (("opa", opa_server), ("tollgate", lambda: tollgate_server(modes[0]))):
                 s = make_one()
                 cold[side].append(s.start())
                 s.stop()
@@ -847,7 +848,7 @@ def main():
     for mode in modes:
         t = median([r["rps"] for r in maxrun[f"tollgate-{mode}"]])
         goal = ""
-        if mode == "blocking-pool":
+        if mode == modes[0]:
             goal = f"≥ 3× OPA: {'met' if t >= 3 * opa_rps else 'missed'} ({t / opa_rps:.2f}×)"
         rows.append([f"HTTPS max throughput, req/s ({mode})", f"{t:.0f}", f"{opa_rps:.0f}", fmt_ratio(t, opa_rps), goal])
     for side in sides:
@@ -861,7 +862,7 @@ def main():
         b = median([r[pct] for r in fixed["opa"]])
         for mode in modes:
             a = median([r[pct] for r in fixed[f"tollgate-{mode}"]])
-            goal = f"≤ 2 ms: {goal_at_most(a, 2e-3, fmt_time)}" if pct == "p99" else ""
+            goal = f"≤ 2 ms: {goal_at_most(a, 2e-3, fmt_time)}" if pct == "p99" and mode == modes[0] else ""
             rows.append([f"HTTPS {label} at {rate} req/s ({mode})", fmt_time(a), fmt_time(b), fmt_ratio(a, b), goal])
     notes.append(f"Fixed rate {rate} req/s = half of OPA's median max throughput. Lower p99 at that rate: "
                  f"--evaluate-on {best} ({fmt_time(median([r['p99'] for r in fixed['tollgate-' + best]]))}).")

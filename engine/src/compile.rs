@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
-use regorus::{Engine, Value as RegoValue};
+use regorus::{Engine, LimitError, Value as RegoValue};
 
 use crate::gatekeeper::ConstraintTemplate;
 use crate::rego;
@@ -33,6 +33,8 @@ pub struct CompiledTemplate {
     violation_rule: String,
     /// Whether the Rego reads `data.inventory`; others skip loading it.
     uses_inventory: bool,
+    /// The evaluation budget it was compiled with.
+    budget: Option<Duration>,
 }
 
 /// The outcome of one evaluation.
@@ -42,6 +44,8 @@ pub struct Evaluation {
     pub result: Result<RegoValue, String>,
     /// `print()` output, one entry per call.
     pub prints: Vec<String>,
+    /// The evaluation was stopped by its time budget (`result` is that error).
+    pub timed_out: bool,
 }
 
 /// Idle engines kept per template: more than the threads that evaluate at once is waste.
@@ -178,6 +182,7 @@ impl CompiledTemplate {
             fast,
             violation_rule,
             uses_inventory,
+            budget,
         })
     }
 
@@ -200,19 +205,32 @@ impl CompiledTemplate {
     /// when given. Returns the raw result set (or the error in OPA's wording) and any `print()`
     /// output.
     pub fn evaluate(&self, input: RegoValue, inventory: Option<&RegoValue>) -> Evaluation {
+        self.evaluate_within(input, inventory, None)
+    }
+
+    /// [`Self::evaluate`] with `budget` in place of the template's own budget for this call.
+    pub fn evaluate_within(
+        &self,
+        input: RegoValue,
+        inventory: Option<&RegoValue>,
+        budget: Option<Duration>,
+    ) -> Evaluation {
+        let timer = crate::rvm::timer(budget.or(self.budget));
         if let Some(fast) = &self.fast {
             let inventory = inventory.filter(|_| self.uses_inventory);
-            match fast.evaluate(input.clone(), inventory) {
+            match fast.evaluate(input.clone(), inventory, timer) {
                 Ok(set) => {
                     return Evaluation {
                         result: Ok(set),
                         prints: Vec::new(),
+                        timed_out: false,
                     };
                 }
                 Err(Fallback::Budget(message)) => {
                     return Evaluation {
                         result: Err(message),
                         prints: Vec::new(),
+                        timed_out: true,
                     };
                 }
                 Err(Fallback::Interpreter) => {}
@@ -237,13 +255,24 @@ impl CompiledTemplate {
                 return Evaluation {
                     result: Err(e.to_string()),
                     prints: Vec::new(),
+                    timed_out: false,
                 };
             }
         }
+        // Every evaluation sets its timer: a pooled engine may carry another call's.
+        match timer {
+            Some(t) => engine.set_execution_timer_config(t),
+            None => engine.clear_execution_timer_config(),
+        }
         engine.set_input(input);
-        let result = engine
-            .eval_rule(self.violation_rule.clone())
-            .map_err(|e| opa_error_text(&e.to_string(), &self.template.code.rego));
+        let mut timed_out = false;
+        let result = engine.eval_rule(self.violation_rule.clone()).map_err(|e| {
+            timed_out = matches!(
+                e.downcast_ref::<LimitError>(),
+                Some(LimitError::TimeLimitExceeded { .. })
+            ) || e.to_string().contains("exceeded time limit");
+            opa_error_text(&e.to_string(), &self.template.code.rego)
+        });
         let prints = engine
             .take_prints()
             .unwrap_or_default()
@@ -259,7 +288,11 @@ impl CompiledTemplate {
                 idle.push(engine);
             }
         }
-        Evaluation { result, prints }
+        Evaluation {
+            result,
+            prints,
+            timed_out,
+        }
     }
 }
 

@@ -73,6 +73,14 @@ impl Violation {
 /// A review that could not be completed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewFailure {
+    /// [`review_within`] stopped at an evaluation that ran past its budget.
+    #[error("constraint {constraint} ran past the inline budget of {budget:?}")]
+    PastBudget {
+        /// `<kind>/<name>` of the constraint whose evaluation was stopped.
+        constraint: String,
+        /// The budget.
+        budget: std::time::Duration,
+    },
     /// The object could not be expanded.
     #[error("expanding resource {name}: {error}")]
     Expand {
@@ -98,9 +106,31 @@ pub fn review(
     review: &Review,
     ctx: &Context<'_>,
 ) -> Result<Outcome, ReviewFailure> {
+    review_with(set, review, ctx, None)
+}
+
+/// [`review`] with every template evaluation limited to `budget` instead of its own budget;
+/// the review stops at the first evaluation that runs past it
+/// ([`ReviewFailure::PastBudget`]). The webhook evaluates on the request's own task this way,
+/// and hands what does not finish in time to the blocking pool, with the full budget.
+pub fn review_within(
+    set: &PolicySet,
+    review: &Review,
+    ctx: &Context<'_>,
+    budget: std::time::Duration,
+) -> Result<Outcome, ReviewFailure> {
+    review_with(set, review, ctx, Some(budget))
+}
+
+fn review_with(
+    set: &PolicySet,
+    review: &Review,
+    ctx: &Context<'_>,
+    budget: Option<std::time::Duration>,
+) -> Result<Outcome, ReviewFailure> {
     let review = attach_namespace(review, ctx);
     let mut outcome = Outcome::default();
-    evaluate_constraints(set, &review, ctx, &mut outcome);
+    evaluate_constraints(set, &review, ctx, budget, &mut outcome)?;
     if ctx.expand
         && !set.expansions().is_empty()
         && let Some(object) = review.object()
@@ -120,7 +150,7 @@ pub fn review(
                 .as_deref()
                 .and_then(EnforcementAction::parse);
             let mut child_outcome = Outcome::default();
-            evaluate_constraints(set, &child, ctx, &mut child_outcome);
+            evaluate_constraints(set, &child, ctx, budget, &mut child_outcome)?;
             for mut v in child_outcome.violations {
                 v.msg = format!("[Implied by {}] {}", r.template_name, v.msg);
                 if let Some(action) = override_action {
@@ -157,8 +187,9 @@ fn evaluate_constraints(
     set: &PolicySet,
     review: &Review,
     ctx: &Context<'_>,
+    budget: Option<std::time::Duration>,
     outcome: &mut Outcome,
-) {
+) -> Result<(), ReviewFailure> {
     let mut review_value: Option<RegoValue> = None;
     for c in set.constraints() {
         let actions = c.constraint.actions_at(ctx.enforcement_point);
@@ -206,7 +237,15 @@ fn evaluate_constraints(
             map.insert(RegoValue::from("parameters"), c.parameters.clone());
         }
         let started = std::time::Instant::now();
-        let evaluation = template.evaluate(input, ctx.inventory);
+        let evaluation = template.evaluate_within(input, ctx.inventory, budget);
+        if let Some(budget) = budget
+            && evaluation.timed_out
+        {
+            return Err(ReviewFailure::PastBudget {
+                constraint: format!("{}/{}", c.constraint.kind, c.constraint.name),
+                budget,
+            });
+        }
         if let Some(observe) = ctx.observe {
             observe(c, started.elapsed());
         }
@@ -227,6 +266,7 @@ fn evaluate_constraints(
             });
         }
     }
+    Ok(())
 }
 
 /// The hook's projection: each result needs `msg`; `details` defaults to `{}`; results equal in

@@ -128,9 +128,17 @@ impl FastPath {
         }
     }
 
-    /// Evaluates `violation` for `input`, with `data.inventory` when given.
-    pub fn evaluate(&self, input: Value, inventory: Option<&Value>) -> Result<Value, Fallback> {
+    /// Evaluates `violation` for `input`, with `data.inventory` when given, within `budget`
+    /// (the template's own budget when `None`).
+    pub fn evaluate(
+        &self,
+        input: Value,
+        inventory: Option<&Value>,
+        budget: Option<ExecutionTimerConfig>,
+    ) -> Result<Value, Fallback> {
         let mut vm = self.machine(inventory)?;
+        // Every evaluation sets its timer: a pooled machine may carry another call's.
+        vm.set_execution_timer_config(budget.or(self.budget));
         vm.set_input(input);
         let result = vm.execute_entry_point_by_name(&self.rule);
         // Drop the input and data before pooling: the machine must not pin a request.

@@ -52,7 +52,8 @@ static ADMISSION: LazyLock<Admission> = LazyLock::new(|| {
         },
         fail_open: false,
         expand: true,
-        evaluate_on: EvaluateOn::BlockingPool,
+        evaluate_on: EvaluateOn::RequestTaskThenPool,
+        inline_budget: std::time::Duration::from_millis(5),
     };
     Admission {
         runtime: tokio::runtime::Builder::new_current_thread()

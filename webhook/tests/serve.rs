@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tollgate::serve::config::{Exemptions, ServeConfig, TlsSource};
+use tollgate::serve::config::{EvaluateOn, Exemptions, ServeConfig, TlsSource};
 use tollgate::serve::server::Server;
 use tollgate::serve::tls;
 
@@ -635,8 +635,16 @@ fn runaway_constraints() -> String {
 /// are still accepted and answered: every one of them finishes before any runaway does (an
 /// ordering, not a timing, so a loaded machine cannot make it flaky). Then each runaway ends
 /// as its constraint's violation, stopped by the budget.
+/// Both modes that keep runaways off the runtime workers are checked; with `request-task` this
+/// test fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_evaluations_do_not_hold_up_other_requests() {
+    for evaluate_on in [EvaluateOn::RequestTaskThenPool, EvaluateOn::BlockingPool] {
+        runaways_alongside_ordinary_requests(evaluate_on).await;
+    }
+}
+
+async fn runaways_alongside_ordinary_requests(evaluate_on: EvaluateOn) {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     write(&policies.join("slow.yaml"), slow_template());
@@ -645,6 +653,7 @@ async fn runaway_evaluations_do_not_hold_up_other_requests() {
     let mut cfg = config(dir.path());
     cfg.policies = vec![policies];
     cfg.eval_budget = Duration::from_secs(4);
+    cfg.evaluate_on = evaluate_on;
     let server = start(cfg).await;
     let runaway_pod = pod_with(|p| p["metadata"]["namespace"] = json!("runaway"));
     let mut runaway = Vec::new();
@@ -668,7 +677,7 @@ async fn runaway_evaluations_do_not_hold_up_other_requests() {
     let finished = runaway.iter().filter(|h| h.is_finished()).count();
     assert_eq!(
         finished, 0,
-        "a runaway evaluation finished before the ordinary requests were all answered"
+        "{evaluate_on:?}: a runaway evaluation finished before the ordinary requests were all answered"
     );
     for handle in runaway {
         let resp = handle.await.unwrap().unwrap();
@@ -677,6 +686,45 @@ async fn runaway_evaluations_do_not_hold_up_other_requests() {
         assert!(msg.contains("[slow] ") && msg.contains("[hoard] "), "{msg}");
         assert_eq!(msg.matches("exceeded time limit").count(), 2, "{msg}");
     }
+    server.stop().await;
+}
+
+/// A template that takes a while and then gives a real violation.
+fn counting_template() -> &'static str {
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8scounted\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sCounted\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8scounted\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        msg := sprintf(\"counted %d residues\", [n])\n      }\n"
+}
+
+/// A review that runs past the inline budget is evaluated again on the blocking pool with the
+/// full budget: it gets the template's real answer, not a time-out, and the move is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_past_the_inline_budget_is_answered_from_the_blocking_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), counting_template());
+    write(
+        &policies.join("constraint.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sCounted\nmetadata:\n  name: counted\nspec:\n  parameters:\n    size: \"400\"\n",
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies];
+    cfg.evaluate_on = EvaluateOn::RequestTaskThenPool;
+    // 160,000 products take far longer than a microsecond, and far less than a minute.
+    cfg.inline_budget = Duration::from_micros(1);
+    cfg.eval_budget = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let resp = server
+        .admit(&review("v1", "CREATE", Some(reference_pod()), None))
+        .await;
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    assert_eq!(
+        resp["response"]["status"]["message"], "[counted] counted 7 residues",
+        "{resp}"
+    );
+    let (_, text) = server.probe("/metrics").await;
+    assert!(
+        text.contains("tollgate_reviews_moved_to_blocking_pool_total 1\n"),
+        "{text}"
+    );
     server.stop().await;
 }
 

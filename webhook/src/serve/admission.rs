@@ -5,7 +5,7 @@
 //! body limit). Anything that parses gets HTTP 200: a malformed review gets a refusing
 //! response that says what is wrong, with the uid echoed when there is one.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use tollgate_engine::evaluate::ReviewFailure;
 use tollgate_engine::gatekeeper::EnforcementAction;
 use tollgate_engine::policy_set::CompiledConstraint;
 use tollgate_engine::{Context, Decision, Review, enforcement_point};
@@ -114,28 +115,30 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         .unwrap_or("")
         .to_string();
     let span = tracing::debug_span!("admission_review", uid, api_version);
-    let evaluate = {
-        let state = state.clone();
-        move || {
-            span.in_scope(|| {
-                let answer = decide(&state, review);
-                tracing::debug!(
-                    status = answer.status.label(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "answered"
-                );
-                answer
-            })
-        }
-    };
-    let answer = match state.admission.evaluate_on {
-        EvaluateOn::RequestTask => evaluate(),
-        EvaluateOn::BlockingPool => match tokio::task::spawn_blocking(evaluate).await {
-            Ok(answer) => answer,
-            // A panic in the engine is a bug; the request still gets a clear refusal.
-            Err(e) => refuse(&uid, 500, format!("internal error while evaluating: {e}")),
+    let answer = match span.in_scope(|| prepare(&state, review)) {
+        Err(answered) => answered,
+        Ok(prepared) => match state.admission.evaluate_on {
+            EvaluateOn::RequestTask => span.in_scope(|| judge(&state, &prepared)),
+            EvaluateOn::BlockingPool => on_blocking_pool(&state, &span, prepared).await,
+            EvaluateOn::RequestTaskThenPool => {
+                let inline = state.admission.inline_budget;
+                match span.in_scope(|| judge_within(&state, &prepared, inline)) {
+                    Some(answer) => answer,
+                    None => {
+                        tracing::debug!(parent: &span, ?inline, "past the inline budget: evaluating on the blocking pool");
+                        state.metrics.moved_to_pool.inc();
+                        on_blocking_pool(&state, &span, prepared).await
+                    }
+                }
+            }
         },
     };
+    tracing::debug!(
+        parent: &span,
+        status = answer.status.label(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "answered"
+    );
     record(&state, answer.status, dry_run, started);
     Json(json!({
         "apiVersion": api_version,
@@ -143,6 +146,17 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         "response": answer.response,
     }))
     .into_response()
+}
+
+/// Evaluates on tokio's blocking pool, with each template's full budget.
+async fn on_blocking_pool(state: &AppState, span: &tracing::Span, prepared: Prepared) -> Answer {
+    let uid = prepared.uid.clone();
+    let (state, span) = (state.clone(), span.clone());
+    match tokio::task::spawn_blocking(move || span.in_scope(|| judge(&state, &prepared))).await {
+        Ok(answer) => answer,
+        // A panic in the engine is a bug; the request still gets a clear refusal.
+        Err(e) => refuse(&uid, 500, format!("internal error while evaluating: {e}")),
+    }
 }
 
 fn record(state: &AppState, status: Status, dry_run: bool, started: Instant) {
@@ -198,38 +212,97 @@ fn check_shape(review: &Value) -> Result<&Map<String, Value>, String> {
     Ok(request)
 }
 
-fn decide(state: &AppState, review: Value) -> Answer {
+/// A review that passed the shape checks and is not exempt: what evaluation needs.
+struct Prepared {
+    uid: String,
+    review: Review,
+    /// For the denial log line.
+    kind: String,
+    name: String,
+    namespace: String,
+}
+
+/// Checks the review and its exemptions; `Err` is the answer when nothing is to be evaluated.
+fn prepare(state: &AppState, mut review: Value) -> Result<Prepared, Answer> {
     let uid = review
         .pointer("/request/uid")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let request = match check_shape(&review) {
-        Ok(r) => r.clone(),
-        Err(message) => return refuse(&uid, 400, message),
-    };
     let settings = &state.admission;
+    let request = check_shape(&review).map_err(|message| refuse(&uid, 400, message))?;
     let user = request
         .get("userInfo")
         .and_then(|u| u.get("username"))
         .and_then(Value::as_str)
         .unwrap_or("");
+    let namespace = request_namespace(request);
     if settings
         .exemptions
         .service_account
         .as_deref()
         .is_some_and(|sa| sa == user)
+        || settings.exemptions.namespace_exempt(namespace)
     {
-        return allow(&uid, Vec::new());
+        return Err(allow(&uid, Vec::new()));
     }
-    let namespace = request_namespace(&request);
-    if settings.exemptions.namespace_exempt(namespace) {
-        return allow(&uid, Vec::new());
-    }
-    let review = match Review::of_request(Value::Object(request.clone())) {
-        Ok(r) => r,
-        Err(e) => return refuse(&uid, 400, e.to_string()),
-    };
+    let namespace = namespace.to_string();
+    let kind = request
+        .get("kind")
+        .and_then(|k| k.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = request
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    // The request moves into the review: no copy of the object.
+    let request = review
+        .get_mut("request")
+        .map(Value::take)
+        .unwrap_or_default();
+    let review = Review::of_request(request).map_err(|e| refuse(&uid, 400, e.to_string()))?;
+    Ok(Prepared {
+        uid,
+        review,
+        kind,
+        name,
+        namespace,
+    })
+}
+
+/// Evaluates with each template's own budget.
+fn judge(state: &AppState, prepared: &Prepared) -> Answer {
+    evaluate_prepared(state, prepared, None).unwrap_or_else(|| {
+        // Only a review with an inline budget stops early.
+        refuse(
+            &prepared.uid,
+            500,
+            "internal error: evaluation ended without an answer".into(),
+        )
+    })
+}
+
+/// Evaluates with every template limited to `budget`; `None` when one ran past it.
+fn judge_within(state: &AppState, prepared: &Prepared, budget: Duration) -> Option<Answer> {
+    evaluate_prepared(state, prepared, Some(budget))
+}
+
+fn evaluate_prepared(
+    state: &AppState,
+    prepared: &Prepared,
+    budget: Option<Duration>,
+) -> Option<Answer> {
+    let settings = &state.admission;
+    let Prepared {
+        uid,
+        review,
+        kind,
+        name,
+        namespace,
+    } = prepared;
     let policies = state.policies.load();
     let metrics = &state.metrics;
     let observe = |c: &CompiledConstraint, d: std::time::Duration| {
@@ -248,18 +321,23 @@ fn decide(state: &AppState, review: Value) -> Answer {
         expand: settings.expand,
         observe: Some(&observe),
     };
-    let outcome = match tollgate_engine::evaluate::review(&policies, &review, &ctx) {
+    let result = match budget {
+        Some(budget) => tollgate_engine::evaluate::review_within(&policies, review, &ctx, budget),
+        None => tollgate_engine::evaluate::review(&policies, review, &ctx),
+    };
+    let outcome = match result {
         Ok(o) => o,
+        Err(ReviewFailure::PastBudget { .. }) if budget.is_some() => return None,
         Err(e) if settings.fail_open => {
             tracing::warn!(uid, error = %e, "evaluation failed; admitting (fail-open)");
-            return allow(
-                &uid,
+            return Some(allow(
+                uid,
                 vec![format!("tollgate could not evaluate this request: {e}")],
-            );
+            ));
         }
         Err(e) => {
             tracing::warn!(uid, error = %e, "evaluation failed; refusing");
-            return refuse(&uid, 500, e.to_string());
+            return Some(refuse(uid, 500, e.to_string()));
         }
     };
     let (failed, violations): (Vec<_>, Vec<_>) = outcome
@@ -289,14 +367,8 @@ fn decide(state: &AppState, review: Value) -> Answer {
         tracing::info!(uid, dryrun = ?decision.dryruns, "dry-run violations");
     }
     if decision.allowed {
-        return allow(&uid, decision.warnings);
+        return Some(allow(uid, decision.warnings));
     }
-    let kind = request
-        .get("kind")
-        .and_then(|k| k.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = request.get("name").and_then(Value::as_str).unwrap_or("");
     let constraints: Vec<&str> = decision
         .violations
         .iter()
@@ -304,9 +376,9 @@ fn decide(state: &AppState, review: Value) -> Answer {
         .map(|v| v.constraint.constraint.name.as_str())
         .collect();
     tracing::info!(uid, kind, namespace, name, ?constraints, "denied admission");
-    Answer {
+    Some(Answer {
         response: answer(
-            &uid,
+            uid,
             false,
             Some(json!({
                 "metadata": {},
@@ -317,7 +389,7 @@ fn decide(state: &AppState, review: Value) -> Answer {
             decision.warnings,
         ),
         status: Status::Deny,
-    }
+    })
 }
 
 /// The namespace exemptions apply to: the request's namespace, or a Namespace's own name.

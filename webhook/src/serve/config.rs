@@ -20,6 +20,11 @@ pub enum LogFormat {
 /// Where a review is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EvaluateOn {
+    /// The request's own task, with every template limited to `--inline-budget`; a review
+    /// that runs past it is evaluated again on the blocking pool with the full budget. Ordinary
+    /// reviews skip the thread hand-off, and a runaway template holds a runtime worker for the
+    /// inline budget at most.
+    RequestTaskThenPool,
     /// tokio's blocking pool: a slow or runaway template holds a pool thread, never one of the
     /// runtime's workers, so other requests keep being accepted and answered meanwhile.
     BlockingPool,
@@ -83,8 +88,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub eval_budget: Duration,
     /// Where reviews are evaluated.
-    #[arg(long, value_enum, default_value_t = EvaluateOn::BlockingPool)]
+    #[arg(long, value_enum, default_value_t = EvaluateOn::RequestTaskThenPool)]
     pub evaluate_on: EvaluateOn,
+    /// With `--evaluate-on request-task-then-pool`: how long a template may run on the
+    /// request's task before the review moves to the blocking pool.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub inline_budget: Duration,
     /// Which evaluator runs the templates.
     #[arg(long, env = "TOLLGATE_EVALUATOR", value_enum, default_value_t = EvaluatorFlag::Rvm)]
     pub evaluator: EvaluatorFlag,
@@ -166,6 +175,8 @@ pub struct ServeConfig {
     pub eval_budget: Duration,
     /// Where reviews are evaluated.
     pub evaluate_on: EvaluateOn,
+    /// How long a template may run on the request's task (`RequestTaskThenPool`).
+    pub inline_budget: Duration,
     /// Which evaluator runs the templates.
     pub evaluator: Evaluator,
     /// Header-read and request timeout.
@@ -209,6 +220,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             reload_interval,
             eval_budget,
             evaluate_on,
+            inline_budget,
             evaluator,
             request_timeout,
             shutdown_grace,
@@ -217,6 +229,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
         for (name, d) in [
             ("reload-interval", reload_interval),
             ("eval-budget", eval_budget),
+            ("inline-budget", inline_budget),
             ("request-timeout", request_timeout),
         ] {
             if d.is_zero() {
@@ -265,6 +278,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             reload_interval,
             eval_budget,
             evaluate_on,
+            inline_budget,
             evaluator: evaluator.into(),
             request_timeout,
             shutdown_grace,

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub policy_reloads: Family<ReloadLabels, Counter>,
     /// Certificate reloads.
     pub tls_reloads: Family<ReloadLabels, Counter>,
+    /// Reviews that ran past the inline budget and were evaluated again on the blocking pool.
+    pub moved_to_pool: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,8 +172,15 @@ impl Metrics {
             "Serving certificate reloads by result",
             tls_reloads.clone(),
         );
+        let moved_to_pool = Counter::default();
+        registry.register(
+            "tollgate_reviews_moved_to_blocking_pool",
+            "Reviews that ran past --inline-budget on the request task and were evaluated again on the blocking pool",
+            moved_to_pool.clone(),
+        );
         Metrics {
             registry,
+            moved_to_pool,
             requests,
             request_duration,
             templates,

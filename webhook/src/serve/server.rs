@@ -76,6 +76,7 @@ impl Server {
                 fail_open: config.fail_open,
                 expand: config.expand,
                 evaluate_on: config.evaluate_on,
+                inline_budget: config.inline_budget,
             },
             Arc::clone(&metrics),
         );

@@ -33,6 +33,8 @@ pub struct AdmissionSettings {
     pub expand: bool,
     /// Where reviews are evaluated.
     pub evaluate_on: EvaluateOn,
+    /// How long a template may run on the request's task (`RequestTaskThenPool`).
+    pub inline_budget: std::time::Duration,
 }
 
 impl AppState {
