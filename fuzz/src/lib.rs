@@ -20,6 +20,7 @@ use tollgate::serve::state::{AdmissionSettings, AppState};
 use tollgate_engine::document::parse_stream;
 use tollgate_engine::gatekeeper::Suite;
 use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::rvm::Evaluator;
 use tollgate_engine::{
     Context, Decision, PolicySet, Review, Source, Sources, enforcement_point, rego,
 };
@@ -203,4 +204,67 @@ pub fn go_sprintf(data: &[u8]) {
     };
     let _ = rego::go_sprintf(format, &args);
     let _ = rego::go_quote_str(format);
+}
+
+// === rvm_differential ===
+
+/// The embedded pack compiled for each evaluator.
+static BOTH_EVALUATORS: LazyLock<[PolicySet; 2]> = LazyLock::new(|| {
+    let sources = tollgate::pack::sources().expect("the embedded pack parses");
+    [Evaluator::Rvm, Evaluator::Interpreter].map(|evaluator| {
+        let options = BuildOptions {
+            eval_budget: Some(EVAL_BUDGET),
+            evaluator,
+            ..BuildOptions::default()
+        };
+        PolicySet::build_with(&sources, options).expect("the embedded pack compiles")
+    })
+});
+
+/// A JSON object as a Pod in `logistics` (the namespace every tracker constraint matches; kind
+/// and namespace forced, everything else as given), reviewed by the embedded pack on the RVM
+/// and on the interpreter: both give the same violations, or the same failure.
+pub fn rvm_differential(data: &[u8]) {
+    let Ok(Value::Object(mut pod)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    pod.insert("apiVersion".into(), Value::from("v1"));
+    pod.insert("kind".into(), Value::from("Pod"));
+    let metadata = pod
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !metadata.is_object() {
+        *metadata = Value::Object(Default::default());
+    }
+    if let Some(m) = metadata.as_object_mut() {
+        m.insert("namespace".into(), Value::from("logistics"));
+    }
+    let review = Review::of_object(Value::Object(pod), Source::Original);
+    let ctx = Context {
+        enforcement_point: enforcement_point::GATOR,
+        inventory: None,
+        namespaces: None,
+        expand: true,
+        observe: None,
+    };
+    let [fast, slow] = &*BOTH_EVALUATORS;
+    let outcome = |set: &PolicySet| match tollgate_engine::evaluate::review(set, &review, &ctx) {
+        Ok(o) => o
+            .violations
+            .iter()
+            .map(|v| {
+                // A time-out depends on the machine, not on the evaluator.
+                if v.is_error && v.msg.contains("exceeded time limit") {
+                    return format!("{}: timed out", v.constraint.constraint.name);
+                }
+                format!(
+                    "{} {:?} error={} {} {}",
+                    v.constraint.constraint.name, v.actions, v.is_error, v.msg, v.details
+                )
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => vec![format!("review failed: {e}")],
+    };
+    let (a, b) = (outcome(fast), outcome(slow));
+    assert_eq!(a, b, "the RVM (left) and the interpreter (right) disagree");
 }

@@ -102,3 +102,8 @@ fn rego_rewrite() {
 fn go_sprintf() {
     replay("go_sprintf", harness::go_sprintf);
 }
+
+#[test]
+fn rvm_differential() {
+    replay("rvm_differential", harness::rvm_differential);
+}
