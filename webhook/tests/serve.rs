@@ -725,6 +725,13 @@ async fn a_review_past_the_inline_budget_is_answered_from_the_blocking_pool() {
         text.contains("tollgate_reviews_moved_to_blocking_pool_total 1\n"),
         "{text}"
     );
+    // Evaluated twice (inline, then on the pool), counted once.
+    assert!(
+        text.contains(
+            "tollgate_constraint_evaluation_duration_seconds_count{kind=\"K8sCounted\",name=\"counted\"} 1\n"
+        ),
+        "{text}"
+    );
     server.stop().await;
 }
 

@@ -305,14 +305,13 @@ fn evaluate_prepared(
     } = prepared;
     let policies = state.policies.load();
     let metrics = &state.metrics;
+    // Recorded once the review is answered here: a review that moves to the blocking pool is
+    // evaluated again there, and its evaluations count once.
+    let timings = std::sync::Mutex::new(Vec::new());
     let observe = |c: &CompiledConstraint, d: std::time::Duration| {
-        metrics
-            .constraint_eval
-            .get_or_create(&ConstraintId {
-                kind: c.constraint.kind.clone(),
-                name: c.constraint.name.clone(),
-            })
-            .observe(d.as_secs_f64());
+        if let Ok(mut t) = timings.lock() {
+            t.push((c.constraint.kind.clone(), c.constraint.name.clone(), d));
+        }
     };
     let ctx = Context {
         enforcement_point: enforcement_point::WEBHOOK,
@@ -325,9 +324,19 @@ fn evaluate_prepared(
         Some(budget) => tollgate_engine::evaluate::review_within(&policies, review, &ctx, budget),
         None => tollgate_engine::evaluate::review(&policies, review, &ctx),
     };
+    if let Err(ReviewFailure::PastBudget { .. }) = result
+        && budget.is_some()
+    {
+        return None;
+    }
+    for (kind, name, d) in timings.into_inner().unwrap_or_default() {
+        metrics
+            .constraint_eval
+            .get_or_create(&ConstraintId { kind, name })
+            .observe(d.as_secs_f64());
+    }
     let outcome = match result {
         Ok(o) => o,
-        Err(ReviewFailure::PastBudget { .. }) if budget.is_some() => return None,
         Err(e) if settings.fail_open => {
             tracing::warn!(uid, error = %e, "evaluation failed; admitting (fail-open)");
             return Some(allow(
