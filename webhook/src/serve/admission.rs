@@ -118,11 +118,14 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
     let answer = match span.in_scope(|| prepare(&state, review)) {
         Err(answered) => answered,
         Ok(prepared) => match state.admission.evaluate_on {
-            EvaluateOn::RequestTask => span.in_scope(|| judge(&state, &prepared)),
+            EvaluateOn::RequestTask => {
+                on_request_task(&prepared, || span.in_scope(|| judge(&state, &prepared)))
+            }
             EvaluateOn::BlockingPool => on_blocking_pool(&state, &span, prepared).await,
             EvaluateOn::RequestTaskThenPool => {
                 let inline = state.admission.inline_budget;
-                match span.in_scope(|| judge_within(&state, &prepared, inline)) {
+                let attempt = || span.in_scope(|| judge_within(&state, &prepared, inline));
+                match on_request_task(&prepared, attempt) {
                     Some(answer) => answer,
                     None => {
                         tracing::debug!(parent: &span, ?inline, "past the inline budget: evaluating on the blocking pool");
@@ -146,6 +149,23 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         "response": answer.response,
     }))
     .into_response()
+}
+
+/// Runs an evaluation on the request's own task. A panic in the engine is a bug; like one on
+/// the blocking pool, it becomes a clear refusal instead of a dropped connection.
+fn on_request_task<T: From<Answer>>(prepared: &Prepared, evaluate: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(evaluate)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        T::from(refuse(
+            &prepared.uid,
+            500,
+            format!("internal error while evaluating: {what}"),
+        ))
+    })
 }
 
 /// Evaluates on tokio's blocking pool, with each template's full budget.
