@@ -45,6 +45,20 @@ pub struct Context<'a> {
     pub observe: Option<&'a EvaluationObserver<'a>>,
 }
 
+impl Context<'_> {
+    /// How `gator test` reviews a plain object: no inventory, no Namespace objects, workloads
+    /// expanded.
+    pub fn gator() -> Self {
+        Context {
+            enforcement_point: enforcement_point::GATOR,
+            inventory: None,
+            namespaces: None,
+            expand: true,
+            observe: None,
+        }
+    }
+}
+
 /// One result of one constraint on one object.
 #[derive(Debug, Clone)]
 pub struct Violation {

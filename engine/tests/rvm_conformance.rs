@@ -14,7 +14,7 @@ use tollgate_engine::document::parse_stream;
 use tollgate_engine::harness::verify;
 use tollgate_engine::policy_set::BuildOptions;
 use tollgate_engine::rvm::Evaluator;
-use tollgate_engine::{Context, PolicySet, Review, Source, Sources, enforcement_point};
+use tollgate_engine::{Context, PolicySet, Review, Source, Sources};
 
 fn docs(dir: &Path, file: &str) -> Vec<tollgate_engine::document::Document> {
     if file.is_empty() {
@@ -38,13 +38,7 @@ fn build(sources: &Sources, evaluator: Evaluator) -> Option<PolicySet> {
 
 /// Each violation as comparable text.
 fn outcome(set: &PolicySet, object: &serde_json::Value) -> Vec<String> {
-    let ctx = Context {
-        enforcement_point: enforcement_point::GATOR,
-        inventory: None,
-        namespaces: None,
-        expand: true,
-        observe: None,
-    };
+    let ctx = Context::gator();
     let review = Review::of_object(object.clone(), Source::Original);
     match tollgate_engine::evaluate::review(set, &review, &ctx) {
         Ok(o) => o

@@ -21,9 +21,7 @@ use tollgate_engine::document::parse_stream;
 use tollgate_engine::gatekeeper::Suite;
 use tollgate_engine::policy_set::BuildOptions;
 use tollgate_engine::rvm::Evaluator;
-use tollgate_engine::{
-    Context, Decision, PolicySet, Review, Source, Sources, enforcement_point, rego,
-};
+use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, rego};
 
 /// The evaluation budget the harness compiles templates with: a runaway template must end as
 /// an error result, well inside libFuzzer's `-timeout`.
@@ -135,13 +133,7 @@ pub fn load_policies(data: &[u8]) {
     let Ok(set) = PolicySet::build_with(&sources, options) else {
         return;
     };
-    let ctx = Context {
-        enforcement_point: enforcement_point::GATOR,
-        inventory: None,
-        namespaces: None,
-        expand: true,
-        observe: None,
-    };
+    let ctx = Context::gator();
     for doc in sources.objects.iter().take(4) {
         let review = Review::of_object(doc.value.clone(), Source::Original);
         if let Ok(outcome) = tollgate_engine::evaluate::review(&set, &review, &ctx) {
@@ -240,13 +232,7 @@ pub fn rvm_differential(data: &[u8]) {
         m.insert("namespace".into(), Value::from("logistics"));
     }
     let review = Review::of_object(Value::Object(pod), Source::Original);
-    let ctx = Context {
-        enforcement_point: enforcement_point::GATOR,
-        inventory: None,
-        namespaces: None,
-        expand: true,
-        observe: None,
-    };
+    let ctx = Context::gator();
     let [fast, slow] = &*BOTH_EVALUATORS;
     let outcome = |set: &PolicySet| match tollgate_engine::evaluate::review(set, &review, &ctx) {
         Ok(o) => o
