@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
-use regorus::{Engine, LimitError, Value as RegoValue};
+use regorus::{Engine, Value as RegoValue};
 
 use crate::gatekeeper::ConstraintTemplate;
 use crate::rego;
@@ -166,12 +166,7 @@ impl CompiledTemplate {
                     .chain(template.code.libs.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join("\n");
-                FastPath::compile(
-                    &mut engine,
-                    &violation_rule,
-                    &sources,
-                    crate::rvm::timer(budget),
-                )
+                FastPath::compile(&mut engine, &violation_rule, &sources)
             }
         };
         Ok(CompiledTemplate {
@@ -267,10 +262,7 @@ impl CompiledTemplate {
         engine.set_input(input);
         let mut timed_out = false;
         let result = engine.eval_rule(self.violation_rule.clone()).map_err(|e| {
-            timed_out = matches!(
-                e.downcast_ref::<LimitError>(),
-                Some(LimitError::TimeLimitExceeded { .. })
-            ) || e.to_string().contains("exceeded time limit");
+            timed_out = crate::rvm::is_time_limit(&e);
             opa_error_text(&e.to_string(), &self.template.code.rego)
         });
         let prints = engine

@@ -229,33 +229,27 @@ fn compile_templates(
         return docs.iter().map(|d| compile_template(d, options)).collect();
     }
     // Thread t compiles templates t, t + threads, ...; results go back in document order.
-    let mut results: Vec<Option<Result<CompiledTemplate, PolicyError>>> =
-        docs.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    docs.iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, d)| (i, compile_template(d, options)))
-                        .collect::<Vec<_>>()
+    let mut compiled: Vec<(usize, Result<CompiledTemplate, PolicyError>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        docs.iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, d)| (i, compile_template(d, options)))
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        for handle in handles {
-            let compiled = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for (i, result) in compiled {
-                if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(result);
-                }
-            }
-        }
-    });
-    results.into_iter().flatten().collect()
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+    compiled.sort_by_key(|(i, _)| *i);
+    compiled.into_iter().map(|(_, result)| result).collect()
 }
 
 fn compile_template(

@@ -40,7 +40,6 @@ pub struct FastPath {
     policy: CompiledPolicy,
     program: Arc<Program>,
     rule: String,
-    budget: Option<ExecutionTimerConfig>,
     /// Idle machines; evaluations on several threads each take one (or build one).
     pool: Mutex<Vec<RegoVM>>,
 }
@@ -68,12 +67,7 @@ const POOL_LIMIT: usize = 16;
 impl FastPath {
     /// Compiles `rule` of a prepared engine to bytecode, or `None` when the RVM compiler
     /// cannot take the template.
-    pub fn compile(
-        engine: &mut Engine,
-        rule: &str,
-        source: &str,
-        budget: Option<ExecutionTimerConfig>,
-    ) -> Option<FastPath> {
+    pub fn compile(engine: &mut Engine, rule: &str, source: &str) -> Option<FastPath> {
         // print() output is gathered by the interpreter only.
         if source.contains("print(") {
             return None;
@@ -85,7 +79,6 @@ impl FastPath {
             policy,
             program,
             rule: rule.to_string(),
-            budget,
             pool: Mutex::new(Vec::new()),
         };
         // A machine that cannot even take the empty data is no fast path.
@@ -105,7 +98,6 @@ impl FastPath {
                 // The budget bounds evaluation; the RVM's default instruction cap (25,000) would
                 // refuse ordinary large pods.
                 vm.set_max_instructions(usize::MAX);
-                vm.set_execution_timer_config(self.budget);
                 vm
             }
         };
@@ -128,17 +120,17 @@ impl FastPath {
         }
     }
 
-    /// Evaluates `violation` for `input`, with `data.inventory` when given, within `budget`
-    /// (the template's own budget when `None`).
+    /// Evaluates `violation` for `input`, with `data.inventory` when given, stopped by `timer`
+    /// (none: unbounded).
     pub fn evaluate(
         &self,
         input: Value,
         inventory: Option<&Value>,
-        budget: Option<ExecutionTimerConfig>,
+        timer: Option<ExecutionTimerConfig>,
     ) -> Result<Value, Fallback> {
         let mut vm = self.machine(inventory)?;
         // Every evaluation sets its timer: a pooled machine may carry another call's.
-        vm.set_execution_timer_config(budget.or(self.budget));
+        vm.set_execution_timer_config(timer);
         vm.set_input(input);
         let result = vm.execute_entry_point_by_name(&self.rule);
         // Drop the input and data before pooling: the machine must not pin a request.
@@ -151,18 +143,22 @@ impl FastPath {
             Ok(value) => Ok(value),
             Err(e) => {
                 let error = anyhow::Error::from(e);
-                match error.downcast_ref::<LimitError>() {
-                    Some(limit @ LimitError::TimeLimitExceeded { .. }) => {
-                        Err(Fallback::Budget(limit.to_string()))
-                    }
-                    _ if error.to_string().contains("exceeded time limit") => {
-                        Err(Fallback::Budget(error.to_string()))
-                    }
-                    _ => Err(Fallback::Interpreter),
+                if is_time_limit(&error) {
+                    Err(Fallback::Budget(error.to_string()))
+                } else {
+                    Err(Fallback::Interpreter)
                 }
             }
         }
     }
+}
+
+/// Whether an evaluation error (RVM or interpreter) is the time budget running out.
+pub fn is_time_limit(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<LimitError>(),
+        Some(LimitError::TimeLimitExceeded { .. })
+    ) || error.to_string().contains("exceeded time limit")
 }
 
 /// The program with `sprintf` bound to tollgate's Go-compatible implementation, as the
