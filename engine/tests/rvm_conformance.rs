@@ -217,31 +217,25 @@ mod generated_pods {
         ]
     }
 
+    /// An object of the fields that are present.
+    fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                .collect(),
+        )
+    }
+
     fn cpu_and_memory() -> impl Strategy<Value = Value> {
-        (maybe(quantity()), maybe(quantity())).prop_map(|(cpu, memory)| {
-            let mut m = serde_json::Map::new();
-            if let Some(c) = cpu {
-                m.insert("cpu".into(), c);
-            }
-            if let Some(v) = memory {
-                m.insert("memory".into(), v);
-            }
-            Value::Object(m)
-        })
+        (maybe(quantity()), maybe(quantity()))
+            .prop_map(|(cpu, memory)| object([("cpu", cpu), ("memory", memory)]))
     }
 
     fn resources() -> impl Strategy<Value = Value> {
         prop_oneof![
-            4 => (maybe(cpu_and_memory()), maybe(cpu_and_memory())).prop_map(|(requests, limits)| {
-                let mut m = serde_json::Map::new();
-                if let Some(r) = requests {
-                    m.insert("requests".into(), r);
-                }
-                if let Some(l) = limits {
-                    m.insert("limits".into(), l);
-                }
-                Value::Object(m)
-            }),
+            4 => (maybe(cpu_and_memory()), maybe(cpu_and_memory()))
+                .prop_map(|(requests, limits)| object([("requests", requests), ("limits", limits)])),
             1 => Just(Value::Null),
             1 => Just(json!("none")),
         ]
@@ -276,15 +270,11 @@ mod generated_pods {
             maybe(resources()),
         )
             .prop_map(|(name, image, resources)| {
-                let mut m = serde_json::Map::new();
-                m.insert("name".into(), Value::from(name));
-                if let Some(i) = image {
-                    m.insert("image".into(), i);
-                }
-                if let Some(r) = resources {
-                    m.insert("resources".into(), r);
-                }
-                Value::Object(m)
+                object([
+                    ("name", Some(Value::from(name))),
+                    ("image", image),
+                    ("resources", resources),
+                ])
             })
     }
 
@@ -319,18 +309,13 @@ mod generated_pods {
         )
             .prop_map(
                 |(class, selector, containers, init, ephemeral, namespace)| {
-                    let mut spec = serde_json::Map::new();
-                    for (key, value) in [
+                    let spec = object([
                         ("runtimeClassName", class),
                         ("nodeSelector", selector),
                         ("containers", containers),
                         ("initContainers", init),
                         ("ephemeralContainers", ephemeral),
-                    ] {
-                        if let Some(v) = value {
-                            spec.insert(key.into(), v);
-                        }
-                    }
+                    ]);
                     let mut metadata =
                         json!({"name": "tracker-7d9", "labels": {"app": "logistics-tracker"}});
                     if let Some(ns) = namespace {

@@ -236,10 +236,6 @@ fn check_shape(review: &Value) -> Result<&Map<String, Value>, String> {
 struct Prepared {
     uid: String,
     review: Review,
-    /// For the denial log line.
-    kind: String,
-    name: String,
-    namespace: String,
 }
 
 /// Checks the review and its exemptions; `Err` is the answer when nothing is to be evaluated.
@@ -266,31 +262,13 @@ fn prepare(state: &AppState, mut review: Value) -> Result<Prepared, Answer> {
     {
         return Err(allow(&uid, Vec::new()));
     }
-    let namespace = namespace.to_string();
-    let kind = request
-        .get("kind")
-        .and_then(|k| k.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let name = request
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
     // The request moves into the review: no copy of the object.
     let request = review
         .get_mut("request")
         .map(Value::take)
         .unwrap_or_default();
     let review = Review::of_request(request).map_err(|e| refuse(&uid, 400, e.to_string()))?;
-    Ok(Prepared {
-        uid,
-        review,
-        kind,
-        name,
-        namespace,
-    })
+    Ok(Prepared { uid, review })
 }
 
 /// Evaluates with each template's own budget.
@@ -316,13 +294,7 @@ fn evaluate_prepared(
     budget: Option<Duration>,
 ) -> Option<Answer> {
     let settings = &state.admission;
-    let Prepared {
-        uid,
-        review,
-        kind,
-        name,
-        namespace,
-    } = prepared;
+    let Prepared { uid, review } = prepared;
     let policies = state.policies.load();
     let metrics = &state.metrics;
     // Recorded once the review is answered here: a review that moves to the blocking pool is
@@ -404,6 +376,13 @@ fn evaluate_prepared(
         .filter(|v| v.actions.contains(&EnforcementAction::Deny))
         .map(|v| v.constraint.constraint.name.as_str())
         .collect();
+    let request = &review.request;
+    let kind = request
+        .pointer("/kind/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = request.get("name").and_then(Value::as_str).unwrap_or("");
+    let namespace = request.as_object().map(request_namespace).unwrap_or("");
     tracing::info!(uid, kind, namespace, name, ?constraints, "denied admission");
     Some(Answer {
         response: answer(
