@@ -52,11 +52,10 @@ fn evaluator(name: &str) -> Evaluator {
 fn pack_on(evaluator: Evaluator) -> PolicySet {
     let options = BuildOptions {
         evaluator,
+        builtin_expansions: true,
         ..BuildOptions::default()
     };
-    PolicySet::build_with(&pack_sources(), options)
-        .unwrap()
-        .with_expansions(builtin_templates())
+    PolicySet::build_with(&pack_sources(), options).unwrap()
 }
 
 fn container(name: &str) -> Value {
@@ -96,8 +95,7 @@ fn request(object: Value) -> Review {
 fn decide(set: &PolicySet, review: &Review) -> Decision {
     let ctx = Context {
         enforcement_point: enforcement_point::WEBHOOK,
-        inventory: None,
-        namespaces: None,
+        data: None,
         expand: true,
         observe: None,
     };

@@ -70,6 +70,21 @@ pub enum PolicyError {
         /// Where the first one is.
         first: Origin,
     },
+    /// An object of the same kind and name from a source that ranks higher (the cluster over
+    /// files, files over the embedded pack) is enforced instead.
+    #[error(
+        "{subject}: not enforced: {by_source} defines the same {what} at {by}, which takes precedence"
+    )]
+    Shadowed {
+        /// The object left out.
+        subject: Box<Subject>,
+        /// `constraint kind` or `constraint`/`ExpansionTemplate`.
+        what: &'static str,
+        /// The source that wins (`files`, `cluster`).
+        by_source: String,
+        /// Where the winning object is.
+        by: Origin,
+    },
 }
 
 impl PolicyError {
@@ -78,8 +93,22 @@ impl PolicyError {
         match self {
             PolicyError::Invalid { subject, .. }
             | PolicyError::Rego { subject, .. }
-            | PolicyError::Duplicate { subject, .. } => subject.kind == "ConstraintTemplate",
+            | PolicyError::Duplicate { subject, .. }
+            | PolicyError::Shadowed { subject, .. } => subject.kind == "ConstraintTemplate",
             _ => false,
+        }
+    }
+
+    /// The object the error is about, when it is about one object (not a whole file).
+    pub fn subject(&self) -> Option<&Subject> {
+        match self {
+            PolicyError::Document(_) => None,
+            PolicyError::Invalid { subject, .. }
+            | PolicyError::Schema { subject, .. }
+            | PolicyError::Rego { subject, .. }
+            | PolicyError::UnknownKind { subject, .. }
+            | PolicyError::Duplicate { subject, .. }
+            | PolicyError::Shadowed { subject, .. } => Some(subject),
         }
     }
 

@@ -4,13 +4,14 @@
 //! The webhook, `eval`, `verify` and audit all call [`review`]; nothing else evaluates.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regorus::Value as RegoValue;
 use serde::Deserialize as _;
 use serde_json::Value;
 
+use crate::data::DataSnapshot;
 use crate::expand::{self, ExpandError};
 use crate::gatekeeper::{EnforcementAction, object_name};
 use crate::matching;
@@ -35,10 +36,8 @@ pub type EvaluationObserver<'a> = dyn Fn(&CompiledConstraint, std::time::Duratio
 pub struct Context<'a> {
     /// Which enforcement point is asking (selects scoped actions).
     pub enforcement_point: &'a str,
-    /// `data.inventory`, when any objects are synced.
-    pub inventory: Option<&'a RegoValue>,
-    /// Known Namespace objects by name (for `namespaceSelector` and `namespaceObject`).
-    pub namespaces: Option<&'a BTreeMap<String, Value>>,
+    /// Namespaces and `data.inventory`: one immutable snapshot for the whole review.
+    pub data: Option<&'a DataSnapshot>,
     /// Whether to expand the object with the set's ExpansionTemplates.
     pub expand: bool,
     /// Called after each template evaluation with its constraint and duration (metrics).
@@ -51,8 +50,7 @@ impl Context<'_> {
     pub fn gator() -> Self {
         Context {
             enforcement_point: enforcement_point::GATOR,
-            inventory: None,
-            namespaces: None,
+            data: None,
             expand: true,
             observe: None,
         }
@@ -186,8 +184,8 @@ fn attach_namespace<'r>(review: &'r Review, ctx: &Context<'_>) -> Cow<'r, Review
         return Cow::Borrowed(review);
     }
     let ns = ctx
-        .namespaces
-        .and_then(|all| all.get(review.namespace_name()))
+        .data
+        .and_then(|data| data.namespace(review.namespace_name()))
         .cloned();
     if ns.is_none()
         && review.request.get("namespaceObject") == Some(&Value::Object(Default::default()))
@@ -251,7 +249,12 @@ fn evaluate_constraints(
             map.insert(RegoValue::from("parameters"), c.parameters.clone());
         }
         let started = std::time::Instant::now();
-        let evaluation = template.evaluate_within(input, ctx.inventory, budget);
+        // Built from the snapshot only when a template reads it.
+        let inventory = ctx
+            .data
+            .filter(|_| template.uses_inventory())
+            .and_then(DataSnapshot::inventory);
+        let evaluation = template.evaluate_within(input, inventory, budget);
         if let Some(budget) = budget
             && evaluation.timed_out
         {

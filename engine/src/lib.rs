@@ -1,10 +1,12 @@
 //! tollgate-engine: Gatekeeper-compatible policy evaluation on regorus.
 //!
-//! Data flows one way: [`load`] → [`policy_set::PolicySet::build`] (which uses [`compile`]) →
+//! Data flows one way: [`load`] → [`ingest`] (which uses [`compile`]) into a
+//! [`policy_set::PolicySet`] →
 //! [`review`] → [`evaluate::review`] (match, expand, evaluate) → [`decide`]. The crate is
 //! synchronous and does no network I/O; the webhook binary wraps it.
 
 pub mod compile;
+pub mod data;
 pub mod decide;
 pub mod document;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod evaluate;
 pub mod expand;
 pub mod gatekeeper;
 pub mod harness;
+pub mod ingest;
 pub mod load;
 pub mod matching;
 pub mod pack_build;
@@ -21,6 +24,7 @@ pub mod review;
 pub mod rvm;
 pub mod schema;
 
+pub use data::DataSnapshot;
 pub use decide::Decision;
 pub use error::{PolicyError, PolicyErrors};
 pub use evaluate::{Context, Violation, enforcement_point};

@@ -1,8 +1,7 @@
 //! The immutable snapshot of compiled policies that every decision reads.
 //!
-//! Built whole from [`Sources`]: either every template, constraint and ExpansionTemplate
-//! compiles, or the build returns all the errors and the caller keeps its previous set. There is
-//! no way to change a set after it is built.
+//! Built by [`crate::ingest`] from [`Sources`]; there is no way to change a set after it is
+//! built, so a new set is published whole.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +11,9 @@ use serde_json::Value;
 
 use crate::compile::CompiledTemplate;
 use crate::document::{Document, Origin};
-use crate::error::{PolicyError, PolicyErrors, Subject};
-use crate::gatekeeper::{
-    Constraint, ConstraintTemplate, ExpansionTemplate, FieldError, object_name,
-};
+use crate::error::{PolicyError, PolicyErrors};
+use crate::gatekeeper::{Constraint, ExpansionTemplate, FieldError};
+use crate::ingest::{Ingester, Layer, subject};
 use crate::load::Sources;
 
 /// A constraint ready to match and evaluate.
@@ -32,22 +30,9 @@ pub struct CompiledConstraint {
 /// Everything a decision needs, compiled.
 #[derive(Debug, Default)]
 pub struct PolicySet {
-    templates: BTreeMap<String, Arc<CompiledTemplate>>,
-    constraints: Vec<Arc<CompiledConstraint>>,
-    expansions: Vec<ExpansionTemplate>,
-}
-
-fn subject(doc: &Document, default_kind: &str) -> Box<Subject> {
-    Box::new(Subject {
-        origin: doc.origin.clone(),
-        kind: doc
-            .value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or(default_kind)
-            .to_string(),
-        name: object_name(&doc.value).to_string(),
-    })
+    pub(crate) templates: BTreeMap<String, Arc<CompiledTemplate>>,
+    pub(crate) constraints: Vec<Arc<CompiledConstraint>>,
+    pub(crate) expansions: Vec<ExpansionTemplate>,
 }
 
 /// How strictly a set is built.
@@ -61,6 +46,9 @@ pub struct BuildOptions {
     pub eval_budget: Option<std::time::Duration>,
     /// Which evaluator runs templates.
     pub evaluator: crate::rvm::Evaluator,
+    /// Add tollgate's built-in workload expansion (`expand-workloads`) after the sources' own
+    /// ExpansionTemplates.
+    pub builtin_expansions: bool,
 }
 
 impl PolicySet {
@@ -70,75 +58,20 @@ impl PolicySet {
         Self::build_with(sources, BuildOptions::default())
     }
 
-    /// Compiles all sources with explicit options.
+    /// Compiles all sources with explicit options; any problem fails the build (the CLI
+    /// tools' rule; the webhook ingests with [`Ingester`] and keeps what compiles).
     pub fn build_with(sources: &Sources, options: BuildOptions) -> Result<PolicySet, PolicyErrors> {
-        let mut errors = Vec::new();
-        let mut set = PolicySet::default();
-        let mut template_origin: BTreeMap<String, Origin> = BTreeMap::new();
-        for (doc, compiled) in sources
-            .templates
-            .iter()
-            .zip(compile_templates(&sources.templates, options))
-        {
-            match compiled {
-                Ok(t) => {
-                    let kind = t.kind().to_string();
-                    if let Some(first) = template_origin.get(&kind) {
-                        errors.push(PolicyError::Duplicate {
-                            subject: subject(doc, "ConstraintTemplate"),
-                            first: first.clone(),
-                        });
-                        continue;
-                    }
-                    template_origin.insert(kind.clone(), doc.origin.clone());
-                    set.templates.insert(kind, Arc::new(t));
-                }
-                Err(e) => errors.push(e),
-            }
+        let ingested = Ingester::new(options).ingest(&[Layer {
+            source: "",
+            documents: sources,
+        }]);
+        if ingested.problems.is_empty() {
+            Ok(ingested.set)
+        } else {
+            Err(PolicyErrors(
+                ingested.problems.into_iter().map(|p| p.error).collect(),
+            ))
         }
-        let mut seen: BTreeMap<(String, String), Origin> = BTreeMap::new();
-        for doc in &sources.constraints {
-            match set.compile_constraint(doc) {
-                Ok(c)
-                    if !options.accept_unknown_actions
-                        && let Some(error) = c.constraint.unrecognized_action() =>
-                {
-                    errors.push(PolicyError::Invalid {
-                        subject: subject(doc, ""),
-                        error,
-                    });
-                }
-                Ok(c) => {
-                    let key = (c.constraint.kind.clone(), c.constraint.name.clone());
-                    if let Some(first) = seen.get(&key) {
-                        errors.push(PolicyError::Duplicate {
-                            subject: subject(doc, ""),
-                            first: first.clone(),
-                        });
-                        continue;
-                    }
-                    seen.insert(key, doc.origin.clone());
-                    set.constraints.push(Arc::new(c));
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        for doc in &sources.expansions {
-            match ExpansionTemplate::from_value(&doc.value) {
-                Ok(e) => set.expansions.push(e),
-                Err(error) => errors.push(PolicyError::Invalid {
-                    subject: subject(doc, "ExpansionTemplate"),
-                    error,
-                }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(PolicyErrors(errors));
-        }
-        set.constraints.sort_by(|a, b| {
-            (&a.constraint.kind, &a.constraint.name).cmp(&(&b.constraint.kind, &b.constraint.name))
-        });
-        Ok(set)
     }
 
     /// Compiles one constraint against the templates already in this set.
@@ -208,65 +141,4 @@ impl PolicySet {
     pub fn expansions(&self) -> &[ExpansionTemplate] {
         &self.expansions
     }
-
-    /// Adds ExpansionTemplates (the built-in workload expansion, or a suite's).
-    pub fn with_expansions(mut self, more: impl IntoIterator<Item = ExpansionTemplate>) -> Self {
-        self.expansions.extend(more);
-        self
-    }
-}
-
-/// Compiles every template, in order, on as many threads as the process may use (one on a
-/// single core): parsing, analysis and RVM compilation dominate a cold start and a reload.
-fn compile_templates(
-    docs: &[Document],
-    options: BuildOptions,
-) -> Vec<Result<CompiledTemplate, PolicyError>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(docs.len());
-    if threads <= 1 {
-        return docs.iter().map(|d| compile_template(d, options)).collect();
-    }
-    // Thread t compiles templates t, t + threads, ...; results go back in document order.
-    let mut compiled: Vec<(usize, Result<CompiledTemplate, PolicyError>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        docs.iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, d)| (i, compile_template(d, options)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-    compiled.sort_by_key(|(i, _)| *i);
-    compiled.into_iter().map(|(_, result)| result).collect()
-}
-
-fn compile_template(
-    doc: &Document,
-    options: BuildOptions,
-) -> Result<CompiledTemplate, PolicyError> {
-    let subj = subject(doc, "ConstraintTemplate");
-    let template =
-        ConstraintTemplate::from_value(&doc.value).map_err(|error| PolicyError::Invalid {
-            subject: subj.clone(),
-            error,
-        })?;
-    CompiledTemplate::compile_with(template, options.eval_budget, options.evaluator).map_err(|f| {
-        PolicyError::Rego {
-            subject: subj,
-            field: f.field,
-            message: f.message,
-        }
-    })
 }

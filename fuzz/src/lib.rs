@@ -40,6 +40,7 @@ static ADMISSION: LazyLock<Admission> = LazyLock::new(|| {
     let sources = tollgate::pack::sources().expect("the embedded pack parses");
     let options = BuildOptions {
         eval_budget: Some(EVAL_BUDGET),
+        builtin_expansions: true,
         ..BuildOptions::default()
     };
     let policies = PolicySet::build_with(&sources, options).expect("the embedded pack compiles");
@@ -58,7 +59,7 @@ static ADMISSION: LazyLock<Admission> = LazyLock::new(|| {
         runtime: tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a tokio runtime"),
-        state: AppState::new(policies, settings, Arc::new(Metrics::new())),
+        state: AppState::with_policies(policies, settings, Arc::new(Metrics::new())),
     }
 });
 

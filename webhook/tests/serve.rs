@@ -6,13 +6,16 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tollgate::serve::config::{EvaluateOn, Exemptions, ServeConfig, TlsSource};
+use tollgate::serve::metrics::Metrics;
+use tollgate::serve::publisher::SourceSnapshot;
 use tollgate::serve::server::Server;
+use tollgate::serve::state::{AdmissionSettings, AppState};
 use tollgate::serve::tls;
 
 static CRYPTO: Once = Once::new();
@@ -557,38 +560,246 @@ async fn metrics_use_gatekeepers_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_opens_only_once_policies_are_loaded_and_tls_is_bound() {
+async fn readiness_opens_only_once_every_policy_source_is_published_and_tls_is_bound() {
     CRYPTO.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::bind(config(dir.path())).await.unwrap();
+    let mut server = Server::bind(config(dir.path())).await.unwrap();
+    // A source that has not delivered yet, as the cluster before its first list.
+    let late = server.add_source("late");
     assert!(!server.state().is_ready(), "ready before serving");
+    let probes = server.probe_addr().unwrap();
     let state = server.state().clone();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(shutdown.clone()));
-    for _ in 0..200 {
-        if state.is_ready() {
+    let readyz = || async {
+        let resp = reqwest::get(format!("http://{probes}/readyz"))
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    // The pack is published meanwhile (reviews are answered from it), but not ready.
+    for _ in 0..300 {
+        if state.policies.load().is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(state.is_ready());
+    assert!(
+        state.policies.load().is_some(),
+        "the pack was never published"
+    );
+    let (status, body) = readyz().await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "not ready: waiting for late\n")
+    );
+    late.send(SourceSnapshot::default());
+    let mut last = (0, String::new());
+    for _ in 0..300 {
+        last = readyz().await;
+        if last.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((last.0, last.1.as_str()), (200, "ready\n"));
     shutdown.cancel();
     task.await.unwrap().unwrap();
+}
 
-    let broken = dir.path().join("broken");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_first_policy_set_is_published_reviews_are_refused() {
+    let settings = |fail_open| AdmissionSettings {
+        exemptions: Exemptions::default(),
+        fail_open,
+        expand: true,
+        evaluate_on: EvaluateOn::RequestTaskThenPool,
+        inline_budget: Duration::from_millis(5),
+    };
+    for fail_open in [false, true] {
+        let state = AppState::new(settings(fail_open), Arc::new(Metrics::new()));
+        assert_eq!(
+            state.not_ready_because().as_deref(),
+            Some("waiting for the first policy set")
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = tollgate::serve::server::router(state, Duration::from_secs(10));
+        let served = tokio::spawn(async move { axum::serve(listener, app).await });
+        let body = review("v1", "CREATE", Some(reference_pod()), None);
+        let resp: Value = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/admit"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = &resp["response"];
+        if fail_open {
+            assert_eq!(r["allowed"], true, "{resp}");
+            assert_eq!(
+                r["warnings"][0],
+                "tollgate could not evaluate this request: tollgate has not published its policies yet"
+            );
+        } else {
+            assert_eq!(r["allowed"], false, "{resp}");
+            assert_eq!(r["status"]["code"], 500);
+            assert_eq!(
+                r["status"]["message"],
+                "tollgate has not published its policies yet"
+            );
+        }
+        served.abort();
+    }
+}
+
+fn broken_template(name: &str, kind: &str) -> String {
+    format!(
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: {name}\nspec:\n  crd:\n    spec:\n      names:\n        kind: {kind}\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package {name}\n      violation[{{\"msg\": msg}}] {{\n        msg := \"unterminated\n      }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_that_does_not_compile_is_reported_and_never_takes_the_others_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
     write(
-        &broken.join("constraint.yaml"),
+        &policies.join("runtime-template.yaml"),
+        &runtime_class_template(),
+    );
+    write(
+        &policies.join("runtime-constraint.yaml"),
         &catch_all_constraint("deny"),
     );
-    let mut cfg = config(dir.path());
-    cfg.policies = vec![broken];
-    let err = Server::bind(cfg).await.unwrap_err().to_string();
-    assert!(
-        err.contains("no ConstraintTemplate defines kind \"K8sRequiredRuntimeClass\""),
-        "{err}"
+    // Broken from the start: it never compiled, so it is left out; its constraint too.
+    write(
+        &policies.join("broken-template.yaml"),
+        &broken_template("k8sbroken", "K8sBroken"),
     );
+    write(
+        &policies.join("broken-constraint.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sBroken\nmetadata:\n  name: broken\n",
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies.clone()];
+    let server = start(cfg).await;
+    let (status, body) = server.probe("/readyz").await;
+    assert_eq!(
+        status, 200,
+        "a broken template must not make a replica unready: {body}"
+    );
+    assert!(
+        body.starts_with("ready\n2 policy problem(s); everything else is enforced:\n"),
+        "{body}"
+    );
+    assert!(body.contains("broken-template.yaml: document 1 (ConstraintTemplate \"k8sbroken\"): spec.targets[0].rego: failed to compile Rego"), "{body}");
+    assert!(
+        body.contains("no ConstraintTemplate defines kind \"K8sBroken\""),
+        "{body}"
+    );
+    wait_for_metric(
+        &server,
+        "gatekeeper_constraint_templates{status=\"error\"} 1",
+    )
+    .await;
+    wait_for_metric(
+        &server,
+        "gatekeeper_constraint_templates{status=\"active\"} 1",
+    )
+    .await;
+    wait_for_metric(&server, "tollgate_policy_problems{enforced=\"nothing\"} 2").await;
+    let runc = pod_with(|p| {
+        p["spec"]["runtimeClassName"] = json!("runc");
+        p["metadata"]["namespace"] = json!("default");
+    });
+    let r = review("v1", "CREATE", Some(runc), None);
+    let resp = server.admit(&r).await;
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    assert!(
+        resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[everywhere] ")
+    );
+
+    // Editing a constraint does not compile any template again.
+    let compiled = "gatekeeper_constraint_template_ingestion_count_total{status=\"active\"} 1";
+    wait_for_metric(&server, compiled).await;
+    write(
+        &policies.join("runtime-constraint.yaml"),
+        &catch_all_constraint("warn"),
+    );
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"failure\"} 1",
+    )
+    .await;
+    let resp = server.admit(&r).await;
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    wait_for_metric(&server, compiled).await;
+
+    // Breaking the good template keeps its last good version enforced.
+    write(
+        &policies.join("runtime-template.yaml"),
+        &runtime_class_template().replace(
+            "_pod := input.review.object",
+            "_pod := input.review.object\n          broken := [",
+        ),
+    );
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"failure\"} 2",
+    )
+    .await;
+    wait_for_metric(
+        &server,
+        "tollgate_policy_problems{enforced=\"last-good\"} 1",
+    )
+    .await;
+    let (_, body) = server.probe("/readyz").await;
+    assert!(
+        body.contains(
+            "runtime-template.yaml: document 1 (ConstraintTemplate \"k8srequiredruntimeclass\")"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("(the last good version stays enforced)"),
+        "{body}"
+    );
+    let resp = server.admit(&r).await;
+    assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    assert!(
+        resp["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("[everywhere] "),
+        "{resp}"
+    );
+
+    // Fixing both clears every problem.
+    write(
+        &policies.join("runtime-template.yaml"),
+        &runtime_class_template(),
+    );
+    std::fs::remove_file(policies.join("broken-template.yaml")).unwrap();
+    std::fs::remove_file(policies.join("broken-constraint.yaml")).unwrap();
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"success\"} 1",
+    )
+    .await;
+    assert_eq!(server.probe("/readyz").await, (200, "ready\n".to_string()));
+    wait_for_metric(
+        &server,
+        "gatekeeper_constraint_templates{status=\"error\"} 0",
+    )
+    .await;
+    server.stop().await;
 }
 
 fn slow_template() -> &'static str {

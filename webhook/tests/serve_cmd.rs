@@ -56,7 +56,8 @@ fn start() -> Process {
         let ca = seen
             .iter()
             .any(|l| l.contains("generated a development CA"));
-        if port.is_some() && probes && ca {
+        let published = seen.iter().any(|l| l.contains("policy set published"));
+        if port.is_some() && probes && ca && published {
             break;
         }
     }
@@ -105,6 +106,16 @@ impl Process {
             .unwrap()
     }
 
+    fn wait_for_log(&mut self, needle: &str) -> String {
+        while let Ok(line) = self.log.recv_timeout(std::time::Duration::from_secs(30)) {
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("no log line with {needle:?} in:\n{}", self.seen.join("\n"));
+    }
+
     fn terminate(&mut self) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -128,8 +139,26 @@ async fn development_mode_serves_the_embedded_pack_and_stops_cleanly_on_sigterm(
         "{}",
         server.seen.join("\n")
     );
+    // Startup says what is enforced.
+    let published = server
+        .seen
+        .iter()
+        .find(|l| l.contains("policy set published"))
+        .unwrap();
+    assert!(
+        published.contains("\"K8sRequiredRuntimeClass\"")
+            && published.contains("\"K8sRequiredRuntimeClass/tracker-runtime-class\"")
+            && published.contains("problems=0"),
+        "{published}"
+    );
     let resp = server.admit_runc_pod().await;
     assert_eq!(resp["response"]["allowed"], false, "{resp}");
+    // A CREATE has no request.name: the denial log names the object.
+    let denial = server.wait_for_log("denied admission");
+    assert!(
+        denial.contains("namespace=\"logistics\" name=\"p\""),
+        "{denial}"
+    );
     let (code, stdout) = server.terminate();
     assert_eq!(code, Some(0));
     assert!(stdout.starts_with("try: curl --cacert "), "{stdout}");

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::Value;
 
+use crate::data::DataSnapshot;
 use crate::document::{self, Document};
 use crate::error::PolicyError;
 use crate::evaluate::{self, Context, enforcement_point};
 use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test, split_api_version};
-use crate::harness::inventory::Inventory;
 use crate::load::Sources;
 use crate::policy_set::{BuildOptions, PolicySet};
 use crate::review::{Review, Source};
@@ -360,6 +360,7 @@ fn build_set(dir: &Path, t: &Test, evaluator: Evaluator) -> Result<PolicySet, (S
         accept_unknown_actions: true,
         eval_budget: None,
         evaluator,
+        builtin_expansions: false,
     };
     PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());
@@ -490,10 +491,10 @@ fn review_case(
             objects.len()
         ));
     }
-    let mut inventory = Inventory::default();
+    let mut data = DataSnapshot::default();
     for inv in &c.inventory {
         for doc in read_docs(dir, inv)? {
-            inventory.add(&doc.value).map_err(|e| e.to_string())?;
+            data.sync(doc.value).map_err(|e| e.to_string())?;
         }
     }
     let object = objects
@@ -523,11 +524,9 @@ fn review_case(
     } else {
         Review::of_object(object, Source::Original)
     };
-    let inventory_value = (!inventory.is_empty()).then(|| inventory.to_rego());
     let ctx = Context {
         enforcement_point: enforcement_point::GATOR,
-        inventory: inventory_value.as_ref(),
-        namespaces: Some(inventory.namespaces()),
+        data: Some(&data),
         expand: !t.expansion.is_empty() && !is_admission_review,
         observe: None,
     };

@@ -1,6 +1,5 @@
 //! `tollgate eval -f FILE`: reviews every object in the inputs, like `gator test`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 use tollgate_engine::document;
-use tollgate_engine::expand::builtin_templates;
 use tollgate_engine::gatekeeper::{Gvk, object_name, object_namespace};
-use tollgate_engine::harness::inventory::Inventory;
 use tollgate_engine::policy_set::BuildOptions;
-use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, enforcement_point};
+use tollgate_engine::{
+    Context, DataSnapshot, Decision, PolicySet, Review, Source, Sources, enforcement_point,
+};
 
 use super::EvaluatorFlag;
 use crate::pack;
@@ -81,26 +80,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     sources.expansions.extend(inputs.expansions.iter().cloned());
     let options = BuildOptions {
         evaluator: evaluator.into(),
+        builtin_expansions: !no_expand,
         ..BuildOptions::default()
     };
-    let mut set = PolicySet::build_with(&sources, options)?;
-    if !no_expand {
-        set = set.with_expansions(builtin_templates());
-    }
-    let mut inventory = Inventory::default();
+    let set = PolicySet::build_with(&sources, options)?;
+    // Every input object is synced, as `gator test` does; `data.inventory` is only built if a
+    // template reads it.
+    let mut data = DataSnapshot::default();
     for doc in &inputs.objects {
-        inventory
-            .add(&doc.value)
+        data.sync(doc.value.clone())
             .with_context(|| doc.origin.to_string())?;
     }
-    // Converting an audit's worth of objects costs more than evaluating them: only when read.
-    let inventory_value = (!inventory.is_empty() && set.templates().any(|t| t.uses_inventory()))
-        .then(|| inventory.to_rego());
-    let namespaces: &BTreeMap<String, Value> = inventory.namespaces();
     let ctx = Context {
         enforcement_point: enforcement_point::GATOR,
-        inventory: inventory_value.as_ref(),
-        namespaces: Some(namespaces),
+        data: Some(&data),
         expand: !no_expand,
         observe: None,
     };

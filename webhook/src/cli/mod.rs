@@ -2,7 +2,7 @@
 
 mod build;
 mod eval;
-mod serve;
+pub mod serve;
 mod test;
 mod verify;
 
@@ -25,7 +25,7 @@ enum Command {
     /// Evaluate objects against policies, like `gator test`.
     Eval(eval::EvalArgs),
     /// Serve the validating admission webhook over HTTPS.
-    Serve(Box<crate::serve::config::ServeArgs>),
+    Serve(Box<serve::ServeArgs>),
     /// Run Rego unit tests (`test_*` rules) and report like `opa test`.
     Test(test::TestArgs),
     /// Generate constraints/<p>/template.yaml from policies/<p>/src.rego (`--check`: fail on drift).

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tollgate_engine::evaluate::ReviewFailure;
-use tollgate_engine::gatekeeper::EnforcementAction;
+use tollgate_engine::gatekeeper::{EnforcementAction, object_name};
 use tollgate_engine::policy_set::CompiledConstraint;
 use tollgate_engine::{Context, Decision, Review, enforcement_point};
 
@@ -295,7 +295,21 @@ fn evaluate_prepared(
 ) -> Option<Answer> {
     let settings = &state.admission;
     let Prepared { uid, review } = prepared;
-    let policies = state.policies.load();
+    let Some(policies) = state.policies.load_full() else {
+        // Not ready: the API server should not be sending yet. Fail closed unless told not to.
+        let message = "tollgate has not published its policies yet".to_string();
+        return Some(if settings.fail_open {
+            allow(
+                uid,
+                vec![format!(
+                    "tollgate could not evaluate this request: {message}"
+                )],
+            )
+        } else {
+            refuse(uid, 500, message)
+        });
+    };
+    let data = state.data.load();
     let metrics = &state.metrics;
     // Recorded once the review is answered here: a review that moves to the blocking pool is
     // evaluated again there, and its evaluations count once.
@@ -307,8 +321,7 @@ fn evaluate_prepared(
     };
     let ctx = Context {
         enforcement_point: enforcement_point::WEBHOOK,
-        inventory: None,
-        namespaces: None,
+        data: Some(&data),
         expand: settings.expand,
         observe: Some(&observe),
     };
@@ -381,7 +394,19 @@ fn evaluate_prepared(
         .pointer("/kind/kind")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let name = request.get("name").and_then(Value::as_str).unwrap_or("");
+    // A CREATE carries no `request.name`; the object has it (or its generateName).
+    let name = request
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| review.object().map(object_name).filter(|n| !n.is_empty()))
+        .or_else(|| {
+            review
+                .object()
+                .and_then(|o| o.pointer("/metadata/generateName"))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("");
     let namespace = request.as_object().map(request_namespace).unwrap_or("");
     tracing::info!(uid, kind, namespace, name, ?constraints, "denied admission");
     Some(Answer {

@@ -69,6 +69,21 @@ pub struct ViolationLabels {
     pub enforcement_action: String,
 }
 
+/// Labels of template ingestion metrics (Gatekeeper's).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestionLabels {
+    /// `active` (compiled) or `error`.
+    pub status: String,
+}
+
+/// Labels of the policy problem gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProblemLabels {
+    /// `last-good`: the object's previous version is still enforced; `nothing`: nothing of it
+    /// is.
+    pub enforced: String,
+}
+
 /// Labels of reload counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -93,6 +108,12 @@ pub struct Metrics {
     pub violations: Family<ViolationLabels, Counter>,
     /// Policy set reloads.
     pub policy_reloads: Family<ReloadLabels, Counter>,
+    /// Template compilations by result.
+    pub ingestions: Family<IngestionLabels, Counter>,
+    /// Template compilation time by result.
+    pub ingestion_duration: Family<IngestionLabels, Histogram>,
+    /// Objects of the sources not enforced as written, now.
+    pub problems: Family<ProblemLabels, Gauge>,
     /// Certificate reloads.
     pub tls_reloads: Family<ReloadLabels, Counter>,
     /// Reviews that ran past the inline budget and were evaluated again on the blocking pool.
@@ -166,6 +187,36 @@ impl Metrics {
             "Policy set reloads by result; a failed reload keeps the previous set",
             policy_reloads.clone(),
         );
+        for result in ["success", "failure"] {
+            policy_reloads
+                .get_or_create(&ReloadLabels {
+                    result: result.into(),
+                })
+                .get();
+        }
+        let ingestions = Family::<IngestionLabels, Counter>::default();
+        registry.register(
+            "gatekeeper_constraint_template_ingestion_count",
+            "Total number of constraint template ingestion actions",
+            ingestions.clone(),
+        );
+        let ingestion_duration =
+            Family::<IngestionLabels, Histogram>::new_with_constructor(|| -> Histogram {
+                Histogram::new([
+                    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+                ])
+            });
+        registry.register(
+            "gatekeeper_constraint_template_ingestion_duration_seconds",
+            "Distribution of how long it took to ingest a constraint template in seconds",
+            ingestion_duration.clone(),
+        );
+        let problems = Family::<ProblemLabels, Gauge>::default();
+        registry.register(
+            "tollgate_policy_problems",
+            "Policy objects not enforced as written: a template or constraint that does not compile, a file that does not parse, an object shadowed by a higher-ranked source",
+            problems.clone(),
+        );
         let tls_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "tollgate_tls_reloads",
@@ -188,8 +239,38 @@ impl Metrics {
             constraint_eval,
             violations,
             policy_reloads,
+            ingestions,
+            ingestion_duration,
+            problems,
             tls_reloads,
         }
+    }
+
+    /// Counts one template compilation.
+    pub fn template_ingested(&self, ok: bool, took: std::time::Duration) {
+        let labels = IngestionLabels {
+            status: if ok { "active" } else { "error" }.into(),
+        };
+        self.ingestions.get_or_create(&labels).inc();
+        self.ingestion_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the policy problem gauge.
+    pub fn set_problems(&self, last_good: usize, nothing: usize) {
+        for (enforced, n) in [("last-good", last_good), ("nothing", nothing)] {
+            self.problems
+                .get_or_create(&ProblemLabels {
+                    enforced: enforced.into(),
+                })
+                .set(n as i64);
+        }
+    }
+
+    /// Counts a reload of the policies: a success when nothing in the sources had a problem.
+    pub fn policy_reloaded(&self, ok: bool) {
+        Self::reload(&self.policy_reloads, ok);
     }
 
     /// Updates the template and constraint gauges for a newly active set.

@@ -17,12 +17,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 503 with the reason until ready; then 200, listing what is not enforced as written (a bad
+/// template must not take a replica out of the Service).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    if let Some(why) = state.not_ready_because() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        );
     }
+    let report = state.policy_report.load();
+    let mut body = String::from("ready\n");
+    if !report.problems.is_empty() {
+        body.push_str(&format!(
+            "{} policy problem(s); everything else is enforced:\n",
+            report.problems.len()
+        ));
+        for p in &report.problems {
+            body.push_str(&format!("- {p}\n"));
+        }
+    }
+    (StatusCode::OK, body)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -12,14 +12,16 @@ use axum::routing::post;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio_util::sync::CancellationToken;
+use tollgate_engine::policy_set::BuildOptions;
 use tower_http::timeout::TimeoutLayer;
 
 use super::admission;
 use super::config::{ServeConfig, TlsSource};
+use super::files::PolicyFiles;
 use super::legacy_hello::RefuseLegacyHello;
 use super::metrics::Metrics;
-use super::policies::PolicySource;
 use super::probes;
+use super::publisher::{Feed, Publisher, SourceSnapshot};
 use super::state::{AdmissionSettings, AppState};
 use super::tls;
 
@@ -39,10 +41,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
 }
 
-/// A server whose listeners are bound and whose first policy set is loaded.
+/// A server whose listeners are bound; its policy sources start delivering in [`Server::run`].
 pub struct Server {
     config: ServeConfig,
     state: AppState,
+    publisher: Publisher,
+    pack: Option<Feed>,
+    files: Option<Feed>,
     https: std::net::TcpListener,
     probes: tokio::net::TcpListener,
     tls: RustlsConfig,
@@ -59,18 +64,12 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Loads policies and TLS material and binds both listeners (port 0 picks a free port).
-    /// Fails fast, naming the file, on bad policies or certificates.
+    /// Loads TLS material and binds both listeners (port 0 picks a free port). Fails fast,
+    /// naming the file, on bad certificates. Policies never stop a start: what does not
+    /// compile is reported and left out (see [`Publisher`]).
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
         let metrics = Arc::new(Metrics::new());
-        let source = policy_source(&config);
-        let set = tokio::task::spawn_blocking(move || source.load())
-            .await
-            .context("policy loading task failed")?
-            .map_err(|e| anyhow::anyhow!("failed to load policies:\n{e}"))?;
-        metrics.set_policies(&set, 0);
         let state = AppState::new(
-            set,
             AdmissionSettings {
                 exemptions: config.exemptions.clone(),
                 fail_open: config.fail_open,
@@ -80,6 +79,19 @@ impl Server {
             },
             Arc::clone(&metrics),
         );
+        let mut publisher = Publisher::new(
+            state.clone(),
+            BuildOptions {
+                accept_unknown_actions: false,
+                eval_budget: Some(config.eval_budget),
+                evaluator: config.evaluator,
+                builtin_expansions: config.expand,
+            },
+        );
+        // Ranked lowest first: files override the embedded pack.
+        let pack = (config.policies.is_empty() || config.with_embedded_pack)
+            .then(|| publisher.feed("pack"));
+        let files = (!config.policies.is_empty()).then(|| publisher.feed("files"));
         let (server_config, dev_ca) = match &config.tls {
             TlsSource::Files { cert, key } => (
                 tls::load_files(cert, key, config.client_ca.as_deref())?,
@@ -116,6 +128,9 @@ impl Server {
         Ok(Server {
             config,
             state,
+            publisher,
+            pack,
+            files,
             https,
             probes,
             tls: RustlsConfig::from_config(Arc::new(server_config)),
@@ -143,17 +158,47 @@ impl Server {
         &self.state
     }
 
+    /// Registers one more policy source, ranked above those before it (the cluster source
+    /// registers here). Readiness waits for its first snapshot.
+    pub fn add_source(&mut self, name: &str) -> Feed {
+        self.publisher.feed(name)
+    }
+
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests
     /// finish within the grace period, and returns.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Server {
             config,
             state,
+            publisher,
+            pack,
+            files,
             https,
             probes,
             tls,
             dev_ca,
         } = self;
+        // Policies compile while the listeners start; readiness waits for both.
+        tokio::spawn(publisher.run(shutdown.clone()));
+        if let Some(feed) = pack {
+            feed.send(match crate::pack::sources() {
+                Ok(documents) => SourceSnapshot {
+                    documents,
+                    problems: Vec::new(),
+                },
+                Err(e) => SourceSnapshot {
+                    documents: Default::default(),
+                    problems: vec![e.to_string()],
+                },
+            });
+        }
+        if let Some(feed) = files {
+            tokio::spawn(PolicyFiles::new(config.policies.clone()).watch(
+                feed,
+                config.reload_interval,
+                shutdown.clone(),
+            ));
+        }
         let https_addr = https.local_addr()?;
         let handle: Handle<SocketAddr> = Handle::new();
         let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(RefuseLegacyHello {
@@ -194,11 +239,6 @@ impl Server {
             );
         }
 
-        tokio::spawn(policy_source(&config).watch(
-            state.clone(),
-            config.reload_interval,
-            shutdown.clone(),
-        ));
         if let TlsSource::Files { cert, key } = &config.tls {
             tokio::spawn(tls::watch(
                 tls,
@@ -221,15 +261,5 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-fn policy_source(config: &ServeConfig) -> PolicySource {
-    PolicySource {
-        paths: config.policies.clone(),
-        with_embedded_pack: config.with_embedded_pack,
-        expand: config.expand,
-        eval_budget: config.eval_budget,
-        evaluator: config.evaluator,
     }
 }
