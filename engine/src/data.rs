@@ -187,6 +187,11 @@ impl DataSnapshot {
         self.namespaces.get(&name.to_string())
     }
 
+    /// The names of the known Namespaces.
+    pub fn namespace_names(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(|(name, _)| name.as_str())
+    }
+
     /// How many Namespaces are known.
     pub fn namespace_count(&self) -> usize {
         self.namespaces.len

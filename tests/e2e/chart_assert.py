@@ -52,7 +52,11 @@ check(sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc.get("capabili
       "capabilities drop [ALL], none added")
 check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
       and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccompProfile RuntimeDefault")
-check(pod.get("automountServiceAccountToken") is False, "no ServiceAccount token mounted")
+cluster = values.get("cluster", {}).get("enabled", False)
+if cluster:
+    check(pod.get("automountServiceAccountToken") is True, "cluster mode: ServiceAccount token mounted")
+else:
+    check(pod.get("automountServiceAccountToken") is False, "no ServiceAccount token mounted")
 check(not any(v.get("hostPath") for v in pod.get("volumes", [])) and not pod.get("hostNetwork"),
       "no hostPath volume, no host network")
 
@@ -119,11 +123,29 @@ if dep.get("spec", {}).get("replicas", 1) > 1:
 else:
     check(not pdbs, "no PodDisruptionBudget with one replica")
 
-# --- ServiceAccount without RBAC
-check(not [d for d in docs if d.get("kind") in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")],
-      "no RBAC objects (file mode reads nothing from the API)")
+# --- ServiceAccount and RBAC: none in file mode; in cluster mode exactly what --cluster uses
+rbac = [d for d in docs if d.get("kind") in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
 sas = kinds("ServiceAccount")
-check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is False, "ServiceAccount without token automount")
+if cluster:
+    roles = kinds("ClusterRole")
+    bindings = kinds("ClusterRoleBinding")
+    check(len(rbac) == 2 and len(roles) == 1 and len(bindings) == 1, "cluster mode: one ClusterRole and its binding")
+    rules = roles[0].get("rules", []) if roles else []
+    check(rules == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}],
+          f"cluster mode: least privilege, namespaces get/list/watch only ({rules})")
+    sa_name = sas[0]["metadata"]["name"] if sas else None
+    subjects = bindings[0].get("subjects", []) if bindings else []
+    check(subjects == [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}]
+          and bindings[0]["roleRef"]["name"] == roles[0]["metadata"]["name"],
+          "cluster mode: the ClusterRole is bound to tollgate's ServiceAccount")
+    check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is True, "cluster mode: ServiceAccount token automount")
+    check("--cluster" in c.get("args", []), "cluster mode: --cluster")
+    check(any(e.get("name") == "POD_NAME" and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+              for e in c.get("env", [])), "cluster mode: POD_NAME from the downward API")
+else:
+    check(not rbac, "no RBAC objects (file mode reads nothing from the API)")
+    check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is False, "ServiceAccount without token automount")
+    check("--cluster" not in c.get("args", []), "file mode: no --cluster")
 
 # --- policies ConfigMap
 cms = kinds("ConfigMap")

@@ -61,7 +61,7 @@ show_logs() {
 
 cleanup() {
   local name
-  for name in tollgate kube-apiserver etcd; do stop "$name"; done
+  for name in tollgate tollgate-unreachable kube-apiserver etcd; do stop "$name"; done
   if [ -n "${E2E_KEEP:-}" ]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -73,7 +73,8 @@ WATCH=""
 wait_for() {
   local what=$1 deadline=$((SECONDS + STEP_TIMEOUT)) pid status; shift
   until "$@" >/dev/null 2>&1; do
-    pid=${PIDS[$WATCH]:-}
+    pid=""
+    [ -z "$WATCH" ] || pid=${PIDS[$WATCH]:-}
     if [ -n "$WATCH" ] && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       wait "$pid"; status=$?
       unset "PIDS[$WATCH]"
@@ -217,18 +218,22 @@ start etcd etcd --name e2e --data-dir "$W/etcd" \
   --unsafe-no-fsync --log-level warn
 WATCH=etcd wait_for "etcd /health" curl -sf "http://127.0.0.1:$ETCD_PORT/health" || fatal "etcd did not come up"
 
-start kube-apiserver kube-apiserver \
-  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --tls-cert-file "$C/apiserver.crt" --tls-private-key-file "$C/apiserver.key" \
-  --client-ca-file "$C/kube-ca.crt" \
-  --authorization-mode RBAC \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$C/sa.pub" --service-account-signing-key-file "$C/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 \
-  --enable-admission-plugins NamespaceLifecycle,ServiceAccount,RuntimeClass,ValidatingAdmissionWebhook \
-  --endpoint-reconciler-type none --enable-priority-and-fairness=false \
-  --cert-dir "$W/apiserver" --profiling=false --v=1
+# A function: the cluster-mode steps restart it.
+start_apiserver() {
+  start kube-apiserver kube-apiserver \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$C/apiserver.crt" --tls-private-key-file "$C/apiserver.key" \
+    --client-ca-file "$C/kube-ca.crt" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$C/sa.pub" --service-account-signing-key-file "$C/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --enable-admission-plugins NamespaceLifecycle,ServiceAccount,RuntimeClass,ValidatingAdmissionWebhook \
+    --endpoint-reconciler-type none --enable-priority-and-fairness=false \
+    --cert-dir "$W/apiserver" --profiling=false --v=1
+}
+start_apiserver
 
 cat >"$KUBECONFIG" <<EOF
 apiVersion: v1
@@ -428,6 +433,136 @@ else
   fail "tollgate back: the same Pod in logistics accepted"
   explain
 fi
+
+echo "--- cluster mode: Namespaces from the API server (tollgate as the chart's ServiceAccount)"
+
+# The chart's RBAC for --cluster, applied for real; tollgate runs with a token of its
+# ServiceAccount, not as an admin, so a missing permission fails here.
+helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" --set cluster.enabled=true \
+  >"$W/objects/chart-cluster.yaml" 2>"$W/err" || fatal "helm template --set cluster.enabled=true"
+python3 -c '
+import sys, yaml
+keep = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] in keep]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "$W/objects/chart-cluster.yaml" "$W/objects/cluster-rbac.yaml"
+kc apply -f "$W/objects/cluster-rbac.yaml"
+[ $RC -eq 0 ] || { explain; fatal "apply the chart's RBAC"; }
+kc create token tollgate -n "$TOLLGATE_NS" --duration 2h
+[ $RC -eq 0 ] || { explain; fatal "create a token for tollgate's ServiceAccount"; }
+SA_TOKEN=$OUT
+cluster_kubeconfig() { # server-url file
+  printf '%s\n' "apiVersion: v1" "kind: Config" "clusters:" "  - name: e2e" \
+    "    cluster: {server: \"$1\", certificate-authority: $C/kube-ca.crt}" \
+    "users:" "  - name: tollgate" "    user: {token: \"$SA_TOKEN\"}" "contexts:" "  - name: e2e" \
+    "    context: {cluster: e2e, user: tollgate}" "current-context: e2e" >"$2"
+}
+cluster_kubeconfig "https://127.0.0.1:$API_PORT" "$W/tollgate-kubeconfig"
+mkdir -p "$W/cluster-policies"
+cp "$E2E"/manifests/namespace-selector/*.yaml "$W/cluster-policies/"
+# No controller-manager here: each namespace gets the `default` ServiceAccount that the
+# ServiceAccount admission plugin looks up before it lets a Pod in.
+namespace_yaml() { # name [team]
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$1"
+  [ -z "${2:-}" ] || printf '  labels:\n    team: %s\n' "$2"
+  printf -- '---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: %s\n---\n' "$1"
+}
+{ namespace_yaml payments payments; namespace_yaml open; } >"$W/objects/team-namespaces.yaml"
+kc apply -f "$W/objects/team-namespaces.yaml"
+[ $RC -eq 0 ] || { explain; fatal "create the payments and open namespaces"; }
+stop tollgate
+KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" SERVICE_ACCOUNT_NAME=tollgate \
+  start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate --cluster did not come up"
+pass "tollgate --cluster ready as system:serviceaccount:$TOLLGATE_NS:tollgate: $(curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | head -n 1)"
+
+pod_yaml open-pod open >"$W/objects/pod-open.yaml"
+expect_accepted "Pod in a namespace without the team label admitted (namespaceSelector does not match)" \
+  apply -f "$W/objects/pod-open.yaml"
+pod_yaml payments-pod payments >"$W/objects/pod-payments.yaml"
+kc apply -f "$W/objects/pod-payments.yaml"
+if [ $RC -ne 0 ] && [ "$(denying_constraints)" = need-owner ] &&
+  grep -q 'in a namespace of team payments' <<<"$ERR"; then
+  pass "Pod in the labelled namespace refused by [need-owner], namespaceObject read: $(grep -o 'Pod "payments-pod".*' <<<"$ERR")"
+else
+  fail "Pod in the labelled namespace refused by [need-owner] with the team from namespaceObject"
+  explain
+fi
+# A label added later is seen through the watch.
+kc label namespace open team=payments
+[ $RC -eq 0 ] || { explain; fatal "label namespace open"; }
+pod_yaml open-pod-2 open >"$W/objects/pod-open-2.yaml"
+# (kubectl's output is read whole: under pipefail its own exit status would decide a pipe.)
+refused_in_open() { grep -q '\[need-owner\]' <<<"$(kubectl apply --dry-run=server -f "$W/objects/pod-open-2.yaml" 2>&1)"; }
+started=$SECONDS
+if STEP_TIMEOUT=60 wait_for "the label on namespace open to be enforced" refused_in_open; then
+  pass "label team=payments added to namespace open: enforced after $((SECONDS - started)) s"
+else
+  fail "label team=payments added to namespace open: enforced"
+fi
+# A Namespace created immediately before its first Pod (one apply, in order).
+namespace_yaml fresh payments >"$W/objects/fresh.yaml"
+pod_yaml fresh-pod fresh >>"$W/objects/fresh.yaml"
+kc apply -f "$W/objects/fresh.yaml"
+if grep -q '^namespace/fresh created' <<<"$OUT" && [ "$(denying_constraints)" = need-owner ]; then
+  pass "Pod in a Namespace created a moment before it refused by [need-owner]"
+else
+  fail "Pod in a Namespace created a moment before it refused by [need-owner]"
+  explain
+fi
+# A namespaced request whose Namespace does not exist: Gatekeeper's answer, whatever the constraints.
+direct() { # namespace: the response as "allowed code message"
+  [ -f "$W/objects/review-$1.json" ] || review "$1" >"$W/objects/review-$1.json"
+  curl -s --cacert "$C/tollgate-ca.crt" -H 'Content-Type: application/json' \
+    --data-binary @"$W/objects/review-$1.json" "https://127.0.0.1:$TOLLGATE_PORT/v1/admit" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["response"]; print(r["allowed"], r["status"]["code"], r["status"].get("message", ""))' 2>&1
+}
+got=$(direct missing)
+if [ "$got" = 'False 500 failed to create augmentedReview: namespaces "missing" not found' ]; then
+  pass "review for a Pod in a missing Namespace: $got"
+else
+  fail "review for a Pod in a missing Namespace: want 'False 500 failed to create augmentedReview: namespaces \"missing\" not found', got '$got'"
+fi
+
+# kube-apiserver restarted: enforcement never lapses (the cache answers), and tollgate resyncs.
+review payments >"$W/objects/review-payments.json"   # kubectl needs the API server to build it
+stop kube-apiserver
+got=$(direct payments)
+if [[ "$got" == 'False 403 [need-owner] Pod "direct" is denied in a namespace of team payments'* ]]; then
+  pass "kube-apiserver down: a Pod in payments still refused by [need-owner] from the cache"
+else
+  fail "kube-apiserver down: a Pod in payments still refused by [need-owner] from the cache (got '$got')"
+fi
+start_apiserver
+WATCH=kube-apiserver STEP_TIMEOUT=60 wait_for "kube-apiserver /readyz after the restart" kubectl get --raw /readyz ||
+  fatal "kube-apiserver did not come back"
+kc label namespace open team-
+[ $RC -eq 0 ] || { explain; fatal "remove the label from namespace open"; }
+pod_yaml open-pod-3 open >"$W/objects/pod-open-3.yaml"
+admitted_in_open() { grep -q 'created (server dry run)' <<<"$(kubectl apply --dry-run=server -f "$W/objects/pod-open-3.yaml" 2>&1)"; }
+started=$SECONDS
+if STEP_TIMEOUT=90 wait_for "tollgate to see the label removed after the restart" admitted_in_open; then
+  pass "after the kube-apiserver restart tollgate resynced: label removal on open seen after $((SECONDS - started)) s"
+else
+  fail "after the kube-apiserver restart tollgate resynced (label removal seen)"
+fi
+restarts=$(curl -s "http://127.0.0.1:$PROBE_PORT/metrics" | awk '/^tollgate_watch_restarts_total\{resource="namespaces"\}/ {print $2}')
+echo "    Namespace watch restarts counted: ${restarts:-0}"
+
+# An API server that cannot be reached at start: tollgate serves, but is not ready.
+cluster_kubeconfig "https://127.0.0.1:$(free_port)" "$W/unreachable-kubeconfig"
+UNREACHABLE_PROBE=$(free_port)
+start tollgate-unreachable env KUBECONFIG="$W/unreachable-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" \
+  "$TOLLGATE_BIN" serve --listen "127.0.0.1:$(free_port)" --probe-listen "127.0.0.1:$UNREACHABLE_PROBE" \
+  --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" --cluster
+# Not ready for the cluster's sake alone: the files and the pack are published meanwhile.
+unready() { [ "$(curl -s "http://127.0.0.1:$UNREACHABLE_PROBE/readyz")" = "not ready: waiting for the cluster's Namespaces" ]; }
+if WATCH=tollgate-unreachable wait_for "tollgate with an unreachable API server to answer /readyz" unready; then
+  pass "API server unreachable at start: /readyz says $(curl -s "http://127.0.0.1:$UNREACHABLE_PROBE/readyz")"
+else
+  fail "API server unreachable at start: /readyz 503"
+fi
+stop tollgate-unreachable
+stop tollgate
+start_tollgate || fatal "tollgate did not come back in file mode"
 
 echo "--- the Helm chart against this API server"
 

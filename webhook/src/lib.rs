@@ -2,5 +2,6 @@
 //! webhook. Kept as a library so integration tests can drive the server in-process.
 
 pub mod cli;
+pub mod cluster;
 pub mod pack;
 pub mod serve;

@@ -611,6 +611,9 @@ async fn readiness_opens_only_once_every_policy_source_is_published_and_tls_is_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn before_the_first_policy_set_is_published_reviews_are_refused() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
     let settings = |fail_open| AdmissionSettings {
         exemptions: Exemptions::default(),
         fail_open,
@@ -1077,4 +1080,121 @@ async fn client_certificates_are_required_when_a_client_ca_is_set() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     server.stop().await;
+}
+
+/// Cluster mode's Namespace handling, with the API server's live read stood in by a function:
+/// a cached Namespace is used as is, a miss is read live, a missing one is Gatekeeper's 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_come_from_the_cache_then_a_live_read_then_gatekeepers_500() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tollgate::serve::state::NamespaceReader;
+
+    let root = root();
+    let mut sources = tollgate_engine::Sources::default();
+    for f in ["template.yaml", "constraint.yaml"] {
+        sources
+            .add_path(&root.join("tests/e2e/manifests/namespace-selector").join(f))
+            .unwrap();
+    }
+    let set = tollgate_engine::PolicySet::build(&sources).unwrap();
+    let settings = AdmissionSettings {
+        exemptions: Exemptions::default(),
+        fail_open: false,
+        expand: true,
+        evaluate_on: EvaluateOn::RequestTaskThenPool,
+        inline_budget: Duration::from_millis(5),
+    };
+    let mut state = AppState::with_policies(set, settings, Arc::new(Metrics::new()));
+    let namespace = |name: &str, team: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"team": team}}});
+    let mut cached = tollgate_engine::DataSnapshot::default();
+    cached.set_namespace(namespace("payments", "payments"));
+    cached.set_namespace(namespace("open", "other"));
+    state.data.store(Arc::new(cached));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    state.namespace_reader = Some(NamespaceReader(Arc::new(move |name: String| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            match name.as_str() {
+                "fresh" => Ok(Some(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "fresh", "labels": {"team": "payments"}}}))),
+                "unreachable" => Err(
+                    "Get \"https://10.0.0.1/api/v1/namespaces/unreachable\": connection refused"
+                        .to_string(),
+                ),
+                _ => Ok(None),
+            }
+        })
+    })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = tollgate::serve::server::router(state, Duration::from_secs(10));
+    let served = tokio::spawn(async move { axum::serve(listener, app).await });
+    let admit = |object: Value, kind: &str| {
+        let mut body = review("v1", "CREATE", Some(object), None);
+        body["request"]["kind"]["kind"] = json!(kind);
+        async move {
+            let resp: Value = reqwest::Client::new()
+                .post(format!("http://{addr}/v1/admit"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            resp["response"].clone()
+        }
+    };
+    let pod_in = |ns: &str| pod_with(|p| p["metadata"]["namespace"] = json!(ns));
+
+    // Cached: no live read; the selector and namespaceObject see the cached labels.
+    let r = admit(pod_in("payments"), "Pod").await;
+    assert_eq!(r["status"]["code"], 403, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("is denied in a namespace of team payments"),
+        "{r}"
+    );
+    assert_eq!(admit(pod_in("open"), "Pod").await["allowed"], true);
+    assert_eq!(reads.load(Ordering::SeqCst), 0);
+    // Not cached yet: read live, and enforced.
+    let r = admit(pod_in("fresh"), "Pod").await;
+    assert_eq!(r["status"]["code"], 403, "{r}");
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+    // Missing, or unreadable: Gatekeeper's answer, whatever the constraints.
+    let r = admit(pod_in("missing"), "Pod").await;
+    assert_eq!(
+        (
+            &r["allowed"],
+            &r["status"]["code"],
+            r["status"]["message"].as_str().unwrap()
+        ),
+        (
+            &json!(false),
+            &json!(500),
+            "failed to create augmentedReview: namespaces \"missing\" not found"
+        )
+    );
+    let r = admit(pod_in("unreachable"), "Pod").await;
+    assert_eq!(r["status"]["code"], 500, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed to create augmentedReview: Get "),
+        "{r}"
+    );
+    // A request for a Namespace object never looks one up.
+    let before = reads.load(Ordering::SeqCst);
+    let mut ns_object = namespace("brand-new", "payments");
+    ns_object["metadata"]["namespace"] = json!("brand-new");
+    assert_eq!(admit(ns_object, "Namespace").await["allowed"], true);
+    assert_eq!(reads.load(Ordering::SeqCst), before);
+    served.abort();
 }

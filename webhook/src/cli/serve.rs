@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use super::EvaluatorFlag;
+use crate::cluster::ClusterConfig;
 use crate::serve::config::{
     ConfigError, EvaluateOn, Exemptions, LogFormat, ServeConfig, TlsSource,
 };
@@ -88,6 +89,14 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Read Namespaces from the Kubernetes API server (in-cluster service account, or
+    /// KUBECONFIG): `namespaceSelector` and `input.review.namespaceObject` then work as in
+    /// Gatekeeper's webhook.
+    #[arg(long, env = "TOLLGATE_CLUSTER")]
+    pub cluster: bool,
+    /// Tollgate's own namespace in cluster mode.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -117,6 +126,8 @@ impl TryFrom<ServeArgs> for ServeConfig {
             request_timeout,
             shutdown_grace,
             log_format,
+            cluster,
+            namespace,
         } = args;
         for (name, d) in [
             ("reload-interval", reload_interval),
@@ -175,6 +186,16 @@ impl TryFrom<ServeArgs> for ServeConfig {
             request_timeout,
             shutdown_grace,
             log_format,
+            cluster: if cluster {
+                Some(ClusterConfig {
+                    namespace: namespace
+                        .filter(|n| !n.is_empty())
+                        .ok_or(ConfigError::NoNamespace)?,
+                    pod_name: std::env::var("POD_NAME").unwrap_or_else(|_| "tollgate".into()),
+                })
+            } else {
+                None
+            },
         })
     }
 }

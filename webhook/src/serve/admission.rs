@@ -115,7 +115,11 @@ pub async fn admit(State(state): State<AppState>, body: Bytes) -> Response {
         .unwrap_or("")
         .to_string();
     let span = tracing::debug_span!("admission_review", uid, api_version);
-    let answer = match span.in_scope(|| prepare(&state, review)) {
+    let prepared = match span.in_scope(|| prepare(&state, review)) {
+        Ok(prepared) => read_namespace(&state, prepared).await,
+        Err(answered) => Err(answered),
+    };
+    let answer = match prepared {
         Err(answered) => answered,
         Ok(prepared) => match state.admission.evaluate_on {
             EvaluateOn::RequestTask => {
@@ -269,6 +273,50 @@ fn prepare(state: &AppState, mut review: Value) -> Result<Prepared, Answer> {
         .unwrap_or_default();
     let review = Review::of_request(request).map_err(|e| refuse(&uid, 400, e.to_string()))?;
     Ok(Prepared { uid, review })
+}
+
+/// In cluster mode, a namespaced request whose Namespace the cache does not have reads it from
+/// the API server (it may have been created a moment ago). As in Gatekeeper's webhook, a
+/// Namespace that does not exist, or cannot be read, refuses the request whatever the
+/// constraints: `failed to create augmentedReview: namespaces "x" not found`, code 500.
+async fn read_namespace(state: &AppState, mut prepared: Prepared) -> Result<Prepared, Answer> {
+    let Some(reader) = &state.namespace_reader else {
+        return Ok(prepared);
+    };
+    let request = &prepared.review.request;
+    let is_namespace = request.pointer("/kind/kind") == Some(&json!("Namespace"))
+        && request
+            .pointer("/kind/group")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty();
+    let name = request
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if is_namespace || name.is_empty() || state.data.load().namespace(name).is_some() {
+        return Ok(prepared);
+    }
+    let failure = match (reader.0)(name.to_string()).await {
+        Ok(Some(namespace)) => {
+            prepared.review = prepared.review.with_namespace(Some(namespace));
+            return Ok(prepared);
+        }
+        Ok(None) => format!("namespaces {name:?} not found"),
+        Err(e) => e,
+    };
+    let message = format!("failed to create augmentedReview: {failure}");
+    tracing::warn!(uid = prepared.uid, %message, "cannot read the request's Namespace");
+    Err(if state.admission.fail_open {
+        allow(
+            &prepared.uid,
+            vec![format!(
+                "tollgate could not evaluate this request: {message}"
+            )],
+        )
+    } else {
+        refuse(&prepared.uid, 500, message)
+    })
 }
 
 /// Evaluates with each template's own budget.

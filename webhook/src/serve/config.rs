@@ -109,6 +109,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Read Namespaces (and, later, policies and data) from the API server.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// A flag combination that cannot work.
@@ -120,4 +122,9 @@ pub enum ConfigError {
     /// An empty exemption pattern would exempt everything.
     #[error("--{0} must not be empty")]
     EmptyExemption(&'static str),
+    /// `--cluster` without tollgate's own namespace.
+    #[error(
+        "--cluster needs tollgate's namespace: set POD_NAMESPACE (the chart does) or --namespace"
+    )]
+    NoNamespace,
 }

@@ -84,6 +84,13 @@ pub struct ProblemLabels {
     pub enforced: String,
 }
 
+/// Labels of watch metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// The watched resource (`namespaces`).
+    pub resource: String,
+}
+
 /// Labels of reload counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -114,6 +121,8 @@ pub struct Metrics {
     pub ingestion_duration: Family<IngestionLabels, Histogram>,
     /// Objects of the sources not enforced as written, now.
     pub problems: Family<ProblemLabels, Gauge>,
+    /// Watches of the API server that failed and were started again.
+    pub watch_restarts: Family<WatchLabels, Counter>,
     /// Certificate reloads.
     pub tls_reloads: Family<ReloadLabels, Counter>,
     /// Reviews that ran past the inline budget and were evaluated again on the blocking pool.
@@ -217,6 +226,12 @@ impl Metrics {
             "Policy objects not enforced as written: a template or constraint that does not compile, a file that does not parse, an object shadowed by a higher-ranked source",
             problems.clone(),
         );
+        let watch_restarts = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "tollgate_watch_restarts",
+            "Watches of the Kubernetes API server that failed and were retried (with backoff)",
+            watch_restarts.clone(),
+        );
         let tls_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "tollgate_tls_reloads",
@@ -242,8 +257,18 @@ impl Metrics {
             ingestions,
             ingestion_duration,
             problems,
+            watch_restarts,
             tls_reloads,
         }
+    }
+
+    /// Counts a failed watch of `resource` (the watcher starts it again).
+    pub fn watch_restarted(&self, resource: &str) {
+        self.watch_restarts
+            .get_or_create(&WatchLabels {
+                resource: resource.into(),
+            })
+            .inc();
     }
 
     /// Counts one template compilation.

@@ -22,8 +22,9 @@ use super::legacy_hello::RefuseLegacyHello;
 use super::metrics::Metrics;
 use super::probes;
 use super::publisher::{Feed, Publisher, SourceSnapshot};
-use super::state::{AdmissionSettings, AppState};
+use super::state::{AdmissionSettings, AppState, ReadinessHold};
 use super::tls;
+use crate::cluster::namespaces;
 
 /// Largest review body accepted: controller-runtime's limit for a review that carries both
 /// `object` and `oldObject`.
@@ -45,6 +46,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
 pub struct Server {
     config: ServeConfig,
     state: AppState,
+    cluster: Option<(kube::Client, ReadinessHold)>,
     publisher: Publisher,
     pack: Option<Feed>,
     files: Option<Feed>,
@@ -69,7 +71,7 @@ impl Server {
     /// compile is reported and left out (see [`Publisher`]).
     pub async fn bind(config: ServeConfig) -> anyhow::Result<Server> {
         let metrics = Arc::new(Metrics::new());
-        let state = AppState::new(
+        let mut state = AppState::new(
             AdmissionSettings {
                 exemptions: config.exemptions.clone(),
                 fail_open: config.fail_open,
@@ -79,6 +81,14 @@ impl Server {
             },
             Arc::clone(&metrics),
         );
+        let cluster = match &config.cluster {
+            None => None,
+            Some(_) => {
+                let client = crate::cluster::client().await?;
+                state.namespace_reader = Some(namespaces::live_reader(client.clone()));
+                Some((client, state.hold_readiness("the cluster's Namespaces")))
+            }
+        };
         let mut publisher = Publisher::new(
             state.clone(),
             BuildOptions {
@@ -128,6 +138,7 @@ impl Server {
         Ok(Server {
             config,
             state,
+            cluster,
             publisher,
             pack,
             files,
@@ -170,6 +181,7 @@ impl Server {
         let Server {
             config,
             state,
+            cluster,
             publisher,
             pack,
             files,
@@ -196,6 +208,14 @@ impl Server {
             tokio::spawn(PolicyFiles::new(config.policies.clone()).watch(
                 feed,
                 config.reload_interval,
+                shutdown.clone(),
+            ));
+        }
+        if let Some((client, hold)) = cluster {
+            tokio::spawn(namespaces::watch(
+                client,
+                state.clone(),
+                hold,
                 shutdown.clone(),
             ));
         }

@@ -1,10 +1,13 @@
 //! What request handlers share: the live policy set and data snapshot (each swapped whole),
 //! readiness and metrics.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use serde_json::Value;
 use tollgate_engine::{DataSnapshot, PolicySet};
 
 use super::config::{EvaluateOn, Exemptions};
@@ -23,7 +26,43 @@ pub struct AppState {
     pub admission: Arc<AdmissionSettings>,
     /// What the publisher last reported.
     pub policy_report: Arc<ArcSwap<PolicyReport>>,
+    /// Reads a Namespace from the API server when `data` does not have it (cluster mode).
+    pub namespace_reader: Option<NamespaceReader>,
     tls_bound: Arc<AtomicBool>,
+    /// Other things readiness waits for (the cluster's first Namespace list).
+    holds: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a live Namespace read returns: the object, `None` when the API server says it does not
+/// exist, or the error's text.
+pub type NamespaceRead = Pin<Box<dyn Future<Output = Result<Option<Value>, String>> + Send>>;
+
+/// A live Namespace read by name, bypassing the cache (Gatekeeper's `h.reader`).
+#[derive(Clone)]
+pub struct NamespaceReader(pub Arc<dyn Fn(String) -> NamespaceRead + Send + Sync>);
+
+impl std::fmt::Debug for NamespaceReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NamespaceReader")
+    }
+}
+
+/// Keeps readiness closed until released.
+#[derive(Debug)]
+pub struct ReadinessHold {
+    holds: Arc<Mutex<Vec<String>>>,
+    what: String,
+}
+
+impl ReadinessHold {
+    /// What was waited for is there: stop holding readiness.
+    pub fn release(self) {
+        if let Ok(mut holds) = self.holds.lock()
+            && let Some(i) = holds.iter().position(|h| *h == self.what)
+        {
+            holds.remove(i);
+        }
+    }
 }
 
 /// Settings the admission handler reads.
@@ -63,7 +102,20 @@ impl AppState {
                 waiting_for: vec!["the first policy set".into()],
                 problems: Vec::new(),
             })),
+            namespace_reader: None,
             tls_bound: Arc::new(AtomicBool::new(false)),
+            holds: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Keeps the server unready until the hold is released.
+    pub fn hold_readiness(&self, what: &str) -> ReadinessHold {
+        if let Ok(mut holds) = self.holds.lock() {
+            holds.push(what.to_string());
+        }
+        ReadinessHold {
+            holds: Arc::clone(&self.holds),
+            what: what.to_string(),
         }
     }
 
@@ -93,6 +145,11 @@ impl AppState {
         }
         if self.policies.load().is_none() {
             return Some("no policy set is published yet".into());
+        }
+        if let Ok(holds) = self.holds.lock()
+            && !holds.is_empty()
+        {
+            return Some(format!("waiting for {}", holds.join(", ")));
         }
         if !self.tls_bound.load(Ordering::Acquire) {
             return Some("the HTTPS listener is not bound yet".into());

@@ -31,5 +31,6 @@ pub fn loopback_config(dir: &Path) -> ServeConfig {
         request_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
         log_format: LogFormat::Text,
+        cluster: None,
     }
 }
