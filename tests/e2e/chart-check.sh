@@ -82,6 +82,33 @@ refused "a status subresource in rules" "/webhook/rules/0/resources/0" --set 'we
 refused "timeoutSeconds above 30" "timeoutSeconds" --set webhook.timeoutSeconds=31
 refused "an unknown value" "additional properties" --set replicas=2
 refused "a Kubernetes older than 1.28" "kubeVersion" --kube-version 1.27.0
+refused "a ResourceQuota too small for a rollout" "resourceQuota.pods (3) must be at least replicaCount + 1 (4)" \
+  --set replicaCount=3 --set resourceQuota.pods=3
+
+# Objects and fields that some values leave out. kinds_and_fields prints a render's kinds and the
+# Deployment's priority class as space-separated words; renders matches whole words.
+kinds_and_fields() {
+  helm template tollgate "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "$@" 2>&1 |
+    python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+pc = [d["spec"]["template"]["spec"].get("priorityClassName", "") for d in docs if d["kind"] == "Deployment"]
+print(" ".join(sorted(d["kind"] for d in docs)), "priorityClassName=" + ",".join(pc))'
+}
+renders() { # description expected-substring unexpected-substring helm-args...
+  local what=$1 want=$2 unwanted=$3; shift 3
+  local got
+  got=$(kinds_and_fields "$@")
+  if [[ " $got " == *" $want "* && " $got " != *" $unwanted "* ]]; then
+    pass "$what"
+  else
+    fail "$what: want '$want' and not '$unwanted' in: $got"
+  fi
+}
+renders "priorityClassName \"\": no priority class, no ResourceQuota" "priorityClassName=" "ResourceQuota" \
+  --set priorityClassName=
+renders "resourceQuota.enabled false: the priority class without the quota" \
+  "priorityClassName=system-cluster-critical" "ResourceQuota" --set resourceQuota.enabled=false
 
 # Snapshot of the default render. Generated certificates differ on every render: masked.
 mask() { sed -E 's/^(  (tls\.crt|tls\.key|ca\.crt)|      caBundle): .*/\1: <generated>/' "$1"; }

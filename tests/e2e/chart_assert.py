@@ -112,6 +112,25 @@ if profile in ("single", "full"):
 else:
     check("matchConditions" not in h, "no matchConditions unless configured")
 
+# --- priority and the ResourceQuota that lets clusters limiting critical priority admit the Pods
+want_pc = values.get("priorityClassName", "system-cluster-critical")
+check(pod.get("priorityClassName") == (want_pc or None),
+      f"priorityClassName {want_pc or '(none)'} (got {pod.get('priorityClassName')})")
+quotas = kinds("ResourceQuota")
+if want_pc and values.get("resourceQuota", {}).get("enabled", True):
+    check(len(quotas) == 1, f"one ResourceQuota for priority class {want_pc} (found {len(quotas)})")
+    q = quotas[0] if quotas else {}
+    check(q.get("metadata", {}).get("namespace") == namespace, f"ResourceQuota in the release namespace {namespace}")
+    scope = q.get("spec", {}).get("scopeSelector", {}).get("matchExpressions")
+    check(scope == [{"scopeName": "PriorityClass", "operator": "In", "values": [want_pc]}],
+          f"ResourceQuota scoped to PriorityClass In [{want_pc}] (got {scope})")
+    pods = int(q.get("spec", {}).get("hard", {}).get("pods", 0))
+    want_pods = values.get("resourceQuota", {}).get("pods", 100)
+    check(pods == want_pods and pods >= dep.get("spec", {}).get("replicas", 1) + 1,
+          f"ResourceQuota allows {want_pods} pods, room for every replica and the rollout's surge (got {pods})")
+else:
+    check(not quotas, "no ResourceQuota without a priority class or with resourceQuota.enabled false")
+
 # --- PodDisruptionBudget
 pdbs = kinds("PodDisruptionBudget")
 if dep.get("spec", {}).get("replicas", 1) > 1:
@@ -163,7 +182,6 @@ elif profile == "full":
     check(len(kinds("Issuer")) == 2 and any(x["spec"].get("isCA") for x in certs), "self-signed CA chain of Issuers")
     ann = vwc.get("metadata", {}).get("annotations", {}).get("cert-manager.io/inject-ca-from")
     check(ann == f"{namespace}/{serving[0]['metadata']['name']}" if serving else False, "cert-manager injects the caBundle")
-    check(pod.get("priorityClassName") == "system-cluster-critical", "priorityClassName from values")
     check("--eval-budget=250ms" in args and "--exempt-namespace-prefix=kube-" in args, "extra args rendered")
 
 sys.exit(1 if failed else 0)
