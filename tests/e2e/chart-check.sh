@@ -37,7 +37,7 @@ echo "helm $(helm version --short), kubeconform $(kubeconform -v), schemas v$SCH
 
 run_check "helm lint --strict (default values)" helm lint --strict "$CHART"
 
-profiles=(default secret single full)
+profiles=(default secret single full opt-in)
 for profile in "${profiles[@]}"; do
   values=()
   [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")
@@ -82,6 +82,15 @@ refused "a status subresource in rules" "/webhook/rules/0/resources/0" --set 'we
 refused "timeoutSeconds above 30" "timeoutSeconds" --set webhook.timeoutSeconds=31
 refused "an unknown value" "additional properties" --set replicas=2
 refused "a Kubernetes older than 1.28" "kubeVersion" --kube-version 1.27.0
+refused "an included namespace that is exempt by name" 'webhook.includeNamespaces names "kube-public", which is exempt' \
+  --set 'webhook.includeNamespaces={logistics,kube-public}'
+refused "the release namespace as an included namespace" 'names "tollgate-system", which is exempt' \
+  --set 'webhook.includeNamespaces={tollgate-system}'
+refused "an included namespace that is exempt by prefix" 'which exemptNamespacePrefixes exempts ("cattle-")' \
+  --set 'webhook.includeNamespaces={cattle-apps}' --set 'exemptNamespacePrefixes={cattle-}'
+refused "an exempt namespace that is not a namespace name" "/exemptNamespaces/0" --set 'exemptNamespaces={Cattle_System}'
+refused "an empty exempt prefix (tollgate would refuse to start)" "/exemptNamespacePrefixes/0" \
+  --set 'exemptNamespacePrefixes[0]='
 refused "a ResourceQuota too small for a rollout" "resourceQuota.pods (3) must be at least replicaCount + 1 (4)" \
   --set replicaCount=3 --set resourceQuota.pods=3
 
