@@ -37,7 +37,7 @@ echo "helm $(helm version --short), kubeconform $(kubeconform -v), schemas v$SCH
 
 run_check "helm lint --strict (default values)" helm lint --strict "$CHART"
 
-profiles=(default secret single full)
+profiles=(default secret single full opt-in)
 for profile in "${profiles[@]}"; do
   values=()
   [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")
@@ -61,6 +61,30 @@ for profile in "${profiles[@]}"; do
   done <"$W/assert"
 done
 
+# Argo CD renders with `helm template`, where `lookup` finds nothing: tls.mode helm generates a
+# new CA on every render (the chart README sends such tools to the other modes), while secret and
+# cert-manager must render the same objects every time.
+for profile in default secret full; do
+  [ -f "$W/$profile.yaml" ] || continue
+  mode=helm values=()
+  if [ "$profile" != default ]; then
+    values=(-f "$E2E/values/$profile.yaml")
+    mode=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("tls", {}).get("mode", "helm"))' \
+      "$E2E/values/$profile.yaml")
+  fi
+  helm template tollgate "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "${values[@]}" >"$W/$profile.again.yaml" 2>"$W/log"
+  if [ "$mode" = helm ]; then
+    if cmp -s "$W/$profile.yaml" "$W/$profile.again.yaml"; then
+      fail "tls.mode helm ($profile values): two renders without a cluster differ (new CA each time)"
+    else
+      pass "tls.mode helm ($profile values): two renders without a cluster differ (new CA each time)"
+    fi
+  else
+    run_check "tls.mode $mode ($profile values): two renders are identical (safe for helm template tools)" \
+      diff -u "$W/$profile.yaml" "$W/$profile.again.yaml"
+  fi
+done
+
 # Values the chart must refuse.
 refused() { # description expected-message helm-args...
   local what=$1 msg=$2; shift 2
@@ -82,6 +106,42 @@ refused "a status subresource in rules" "/webhook/rules/0/resources/0" --set 'we
 refused "timeoutSeconds above 30" "timeoutSeconds" --set webhook.timeoutSeconds=31
 refused "an unknown value" "additional properties" --set replicas=2
 refused "a Kubernetes older than 1.28" "kubeVersion" --kube-version 1.27.0
+refused "an included namespace that is exempt by name" 'webhook.includeNamespaces names "kube-public", which is exempt' \
+  --set 'webhook.includeNamespaces={logistics,kube-public}'
+refused "the release namespace as an included namespace" 'names "tollgate-system", which is exempt' \
+  --set 'webhook.includeNamespaces={tollgate-system}'
+refused "an included namespace that is exempt by prefix" 'which exemptNamespacePrefixes exempts ("cattle-")' \
+  --set 'webhook.includeNamespaces={cattle-apps}' --set 'exemptNamespacePrefixes={cattle-}'
+refused "an exempt namespace that is not a namespace name" "/exemptNamespaces/0" --set 'exemptNamespaces={Cattle_System}'
+refused "an empty exempt prefix (tollgate would refuse to start)" "/exemptNamespacePrefixes/0" \
+  --set 'exemptNamespacePrefixes[0]='
+refused "a ResourceQuota too small for a rollout" "resourceQuota.pods (3) must be at least replicaCount + 1 (4)" \
+  --set replicaCount=3 --set resourceQuota.pods=3
+
+# Objects and fields that some values leave out. kinds_and_fields prints a render's kinds and the
+# Deployment's priority class as space-separated words; renders matches whole words.
+kinds_and_fields() {
+  helm template tollgate "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "$@" 2>&1 |
+    python3 -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+pc = [d["spec"]["template"]["spec"].get("priorityClassName", "") for d in docs if d["kind"] == "Deployment"]
+print(" ".join(sorted(d["kind"] for d in docs)), "priorityClassName=" + ",".join(pc))'
+}
+renders() { # description expected-substring unexpected-substring helm-args...
+  local what=$1 want=$2 unwanted=$3; shift 3
+  local got
+  got=$(kinds_and_fields "$@")
+  if [[ " $got " == *" $want "* && " $got " != *" $unwanted "* ]]; then
+    pass "$what"
+  else
+    fail "$what: want '$want' and not '$unwanted' in: $got"
+  fi
+}
+renders "priorityClassName \"\": no priority class, no ResourceQuota" "priorityClassName=" "ResourceQuota" \
+  --set priorityClassName=
+renders "resourceQuota.enabled false: the priority class without the quota" \
+  "priorityClassName=system-cluster-critical" "ResourceQuota" --set resourceQuota.enabled=false
 
 # Snapshot of the default render. Generated certificates differ on every render: masked.
 mask() { sed -E 's/^(  (tls\.crt|tls\.key|ca\.crt)|      caBundle): .*/\1: <generated>/' "$1"; }

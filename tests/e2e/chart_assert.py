@@ -2,8 +2,9 @@
 """Assertions on a rendered tollgate chart (helm template output), for tests/e2e/chart-check.sh.
 
 Usage: chart_assert.py RENDERED.yaml PROFILE RELEASE_NAMESPACE [VALUES.yaml]
-PROFILE is default, secret, single or full (the value sets under tests/e2e/values/). Prints one
-PASS:/FAIL: line per check; exits 1 if any failed.
+PROFILE is default or the name of a value set under tests/e2e/values/; what is expected is read
+from VALUES.yaml over the chart's defaults. Prints one PASS:/FAIL: line per check; exits 1 if any
+failed.
 """
 import base64
 import subprocess
@@ -78,8 +79,11 @@ check(env.get("POD_NAMESPACE") == "metadata.namespace", "POD_NAMESPACE from the 
 check(env.get("SERVICE_ACCOUNT_NAME") == "spec.serviceAccountName", "SERVICE_ACCOUNT_NAME from the downward API")
 args = c.get("args", [])
 check(args[:1] == ["serve"], "runs tollgate serve")
-for ns in (namespace, "kube-system"):
-    check(f"--exempt-namespace={ns}" in args, f"--exempt-namespace={ns}")
+exempt_args = [a.split("=", 1)[1] for a in args if a.startswith("--exempt-namespace=")]
+prefix_args = [a.split("=", 1)[1] for a in args if a.startswith("--exempt-namespace-prefix=")]
+check(prefix_args == values.get("exemptNamespacePrefixes", []), f"--exempt-namespace-prefix flags from values {prefix_args}")
+for extra in values.get("extraArgs", []):
+    check(extra in args, f"extra arg {extra} rendered")
 check("--tls-cert=/tls/tls.crt" in args and "--tls-key=/tls/tls.key" in args, "serves the mounted certificate")
 anti = pod.get("affinity", {}).get("podAntiAffinity", {})
 if profile == "default":
@@ -91,17 +95,68 @@ if profile == "default":
 hooks = vwc.get("webhooks", [])
 check(len(hooks) == 1, "one webhook")
 h = hooks[0] if hooks else {}
-want_policy = "Ignore" if profile == "single" else "Fail"
+wv = values.get("webhook", {})
+want_policy = wv.get("failurePolicy", "Fail")
 check(h.get("failurePolicy") == want_policy, f"failurePolicy {want_policy}")
-check(h.get("timeoutSeconds") == (5 if profile == "single" else 3), "timeoutSeconds from values (default 3)")
+want_timeout = wv.get("timeoutSeconds", 3)
+check(h.get("timeoutSeconds") == want_timeout, f"timeoutSeconds {want_timeout} (values, default 3)")
 check(h.get("sideEffects") == "None", "sideEffects None")
+
+# --- namespaceSelector: which namespaces the API server sends to tollgate
+NAME = "kubernetes.io/metadata.name"
 exprs = h.get("namespaceSelector", {}).get("matchExpressions", [])
-notin = [e for e in exprs if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn"]
+check(set(h.get("namespaceSelector", {})) <= {"matchExpressions"}, "namespaceSelector uses matchExpressions only")
+check(all(isinstance(v, str) for e in exprs for v in e.get("values", [])),
+      "every namespaceSelector value is a string (names YAML would read as numbers are quoted)")
+notin = [e for e in exprs if e.get("key") == NAME and e.get("operator") == "NotIn"]
+check(len(notin) == 1, f"one {NAME} NotIn expression (found {len(notin)})")
 exempt = notin[0].get("values", []) if notin else []
-check(namespace in exempt, f"namespaceSelector exempts the release namespace {namespace}")
-check("kube-system" in exempt, "namespaceSelector exempts kube-system")
-for label in ("admission.gatekeeper.sh/ignore", "admission.tollgate.dev/ignore"):
+always = [namespace, "kube-system", "kube-public", "kube-node-lease"]
+want_exempt = list(dict.fromkeys(always + values.get("exemptNamespaces", [])))
+check(exempt == want_exempt, f"{NAME} NotIn {want_exempt}: release and system namespaces, then exemptNamespaces "
+                             f"(got {exempt})")
+check(exempt_args == exempt, f"--exempt-namespace flags name the selector's NotIn namespaces (got {exempt_args})")
+want_in = wv.get("includeNamespaces", [])
+ins = [e for e in exprs if e.get("key") == NAME and e.get("operator") == "In"]
+if want_in:
+    check(ins == [{"key": NAME, "operator": "In", "values": want_in}],
+          f"includeNamespaces rendered as {NAME} In {want_in} (got {ins})")
+else:
+    check(not ins, f"no {NAME} In expression unless includeNamespaces is set")
+labels = wv.get("ignoreLabels", ["admission.gatekeeper.sh/ignore", "admission.tollgate.dev/ignore"])
+for label in labels:
     check({"key": label, "operator": "DoesNotExist"} in exprs, f"namespaceSelector exempts the {label} label")
+for extra in wv.get("extraNamespaceSelectorExpressions", []):
+    check(extra in exprs, f"extra expression {extra} kept")
+
+
+def selects(namespace_labels):
+    """Label selector semantics: every matchExpression must hold (they are ANDed)."""
+    for e in exprs:
+        present, value = e["key"] in namespace_labels, namespace_labels.get(e["key"])
+        ok = {"In": present and value in e.get("values", []),
+              "NotIn": not present or value not in e.get("values", []),
+              "Exists": present, "DoesNotExist": not present}[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def ns_labels(name, **more):
+    return {NAME: name, **more}
+
+
+for name in want_exempt:
+    check(not selects(ns_labels(name)), f"namespace {name} is not sent to tollgate")
+for label in labels:
+    check(not selects(ns_labels("labelled", **{label: "true"})), f"a namespace labelled {label} is not sent")
+if not wv.get("extraNamespaceSelectorExpressions"):
+    for name in want_in:
+        check(selects(ns_labels(name)), f"included namespace {name} is sent to tollgate")
+        for label in labels:
+            check(not selects(ns_labels(name, **{label: ""})), f"included namespace {name} labelled {label} is not sent")
+    check(selects(ns_labels("logistics-unlisted")) == (not want_in),
+          "a namespace outside includeNamespaces is " + ("not sent" if want_in else "sent (no includeNamespaces)"))
 resources = [r for rule in h.get("rules", []) for r in rule.get("resources", [])]
 check(not [r for r in resources if r.endswith("/status") or r in ("*", "*/*")], "no status subresource in rules")
 for r in ("pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets", "daemonsets",
@@ -111,10 +166,29 @@ ops = {o for rule in h.get("rules", []) for o in rule.get("operations", [])}
 check(ops == {"CREATE", "UPDATE"}, f"rules on CREATE and UPDATE only ({sorted(ops)})")
 svc = h.get("clientConfig", {}).get("service", {})
 check(svc.get("namespace") == namespace and svc.get("path") == "/v1/admit", "clientConfig points at the Service, /v1/admit")
-if profile in ("single", "full"):
-    check(h.get("matchConditions") == values["webhook"]["matchConditions"], "matchConditions from values")
+if wv.get("matchConditions"):
+    check(h.get("matchConditions") == wv["matchConditions"], "matchConditions from values")
 else:
     check("matchConditions" not in h, "no matchConditions unless configured")
+
+# --- priority and the ResourceQuota that lets clusters limiting critical priority admit the Pods
+want_pc = values.get("priorityClassName", "system-cluster-critical")
+check(pod.get("priorityClassName") == (want_pc or None),
+      f"priorityClassName {want_pc or '(none)'} (got {pod.get('priorityClassName')})")
+quotas = kinds("ResourceQuota")
+if want_pc and values.get("resourceQuota", {}).get("enabled", True):
+    check(len(quotas) == 1, f"one ResourceQuota for priority class {want_pc} (found {len(quotas)})")
+    q = quotas[0] if quotas else {}
+    check(q.get("metadata", {}).get("namespace") == namespace, f"ResourceQuota in the release namespace {namespace}")
+    scope = q.get("spec", {}).get("scopeSelector", {}).get("matchExpressions")
+    check(scope == [{"scopeName": "PriorityClass", "operator": "In", "values": [want_pc]}],
+          f"ResourceQuota scoped to PriorityClass In [{want_pc}] (got {scope})")
+    pods = int(q.get("spec", {}).get("hard", {}).get("pods", 0))
+    want_pods = values.get("resourceQuota", {}).get("pods", 100)
+    check(pods == want_pods and pods >= dep.get("spec", {}).get("replicas", 1) + 1,
+          f"ResourceQuota allows {want_pods} pods, room for every replica and the rollout's surge (got {pods})")
+else:
+    check(not quotas, "no ResourceQuota without a priority class or with resourceQuota.enabled false")
 
 # --- PodDisruptionBudget
 pdbs = kinds("PodDisruptionBudget")
@@ -162,7 +236,8 @@ else:
 secret_name = next((v["secret"]["secretName"] for v in pod.get("volumes", []) if v.get("name") == "tls"), None)
 ca_bundle = h.get("clientConfig", {}).get("caBundle")
 secrets = kinds("Secret")
-if profile in ("default", "single"):
+tls_mode = values.get("tls", {}).get("mode", "helm")
+if tls_mode == "helm":
     check(len(secrets) == 1 and secrets[0]["metadata"]["name"] == secret_name, "tls.mode helm: Secret rendered and mounted")
     data = secrets[0].get("data", {}) if secrets else {}
     check(ca_bundle == data.get("ca.crt"), "caBundle is the Secret's ca.crt")
@@ -174,18 +249,16 @@ if profile in ("default", "single"):
                                  f"{name}.{namespace}.svc", f"{tmp}/tls.crt"], capture_output=True, text=True)
         check(verify.returncode == 0, f"tls.crt verifies against caBundle for {name}.{namespace}.svc "
                                       f"{verify.stdout.strip()} {verify.stderr.strip()}")
-elif profile == "secret":
+elif tls_mode == "secret":
     check(not secrets and secret_name == values["tls"]["secret"]["name"], "tls.mode secret: your Secret mounted, none rendered")
     check(base64.b64decode(ca_bundle or "").decode().strip() == values["tls"]["secret"]["caBundle"].strip(),
           "caBundle is the PEM from values, base64-encoded")
-elif profile == "full":
+elif tls_mode == "cert-manager":
     certs = kinds("Certificate")
     serving = [x for x in certs if x["spec"].get("secretName") == secret_name]
     check(len(serving) == 1 and not secrets, "tls.mode cert-manager: a Certificate writes the mounted Secret")
     check(len(kinds("Issuer")) == 2 and any(x["spec"].get("isCA") for x in certs), "self-signed CA chain of Issuers")
     ann = vwc.get("metadata", {}).get("annotations", {}).get("cert-manager.io/inject-ca-from")
     check(ann == f"{namespace}/{serving[0]['metadata']['name']}" if serving else False, "cert-manager injects the caBundle")
-    check(pod.get("priorityClassName") == "system-cluster-critical", "priorityClassName from values")
-    check("--eval-budget=250ms" in args and "--exempt-namespace-prefix=kube-" in args, "extra args rendered")
 
 sys.exit(1 if failed else 0)

@@ -50,8 +50,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* Exempt namespaces: the release namespace first, then the configured ones, deduplicated. */}}
+{{/*
+Exempt namespaces, one list for the webhook's namespaceSelector and tollgate's --exempt-namespace
+flags so the two cannot disagree: the release namespace (tollgate must be able to start), the
+Kubernetes system namespaces (the cluster must be able to heal itself), then exemptNamespaces,
+deduplicated.
+*/}}
 {{- define "tollgate.exemptNamespaces" -}}
-{{- $all := prepend .Values.exemptNamespaces .Release.Namespace | uniq }}
+{{- $all := concat (list .Release.Namespace "kube-system" "kube-public" "kube-node-lease") .Values.exemptNamespaces | uniq }}
 {{- toJson $all }}
 {{- end }}
