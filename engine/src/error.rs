@@ -70,6 +70,16 @@ pub enum PolicyError {
         /// Where the first one is.
         first: Origin,
     },
+    /// Fields the constraint's CRD does not describe (gator's `invalid Constraint: unknown
+    /// fields`); the API server would refuse or drop them, so the constraint is not enforced
+    /// rather than enforced wider than written.
+    #[error("{}:{} ({} {:?}): {}", subject.origin.file, subject.origin.line, subject.kind, subject.name, unknown_fields_message(fields))]
+    UnknownFields {
+        /// The constraint.
+        subject: Box<Subject>,
+        /// The fields' paths, sorted (`spec.match.namespace`).
+        fields: Vec<String>,
+    },
     /// An object of the same kind and name from a source that ranks higher (the cluster over
     /// files, files over the embedded pack) is enforced instead.
     #[error(
@@ -108,7 +118,16 @@ impl PolicyError {
             | PolicyError::Rego { subject, .. }
             | PolicyError::UnknownKind { subject, .. }
             | PolicyError::Duplicate { subject, .. }
+            | PolicyError::UnknownFields { subject, .. }
             | PolicyError::Shadowed { subject, .. } => Some(subject),
+        }
+    }
+
+    /// The message as gator words it, without tollgate's location prefix, where the two differ.
+    pub fn gator_message(&self) -> Option<String> {
+        match self {
+            PolicyError::UnknownFields { fields, .. } => Some(unknown_fields_message(fields)),
+            _ => None,
         }
     }
 
@@ -116,6 +135,10 @@ impl PolicyError {
     pub fn is_schema_error(&self) -> bool {
         matches!(self, PolicyError::Schema { .. })
     }
+}
+
+fn unknown_fields_message(fields: &[String]) -> String {
+    format!("invalid Constraint: unknown fields: [{}]", fields.join(" "))
 }
 
 /// Several errors, reported together.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::compile::CompiledTemplate;
 use crate::document::{Document, Origin};
 use crate::error::{PolicyError, PolicyErrors};
-use crate::gatekeeper::{Constraint, ExpansionTemplate, FieldError};
+use crate::gatekeeper::{Constraint, ExpansionTemplate, FieldError, unknown_fields};
 use crate::ingest::{Ingester, Layer, subject};
 use crate::load::Sources;
 
@@ -113,6 +113,14 @@ impl PolicySet {
             return Err(PolicyError::Schema {
                 subject: subj,
                 error: FieldError::new("spec.parameters", "expected object"),
+            });
+        }
+        // Checked after the schema, as gator does: a schema error is the one to report.
+        let unknown = unknown_fields(&doc.value, template.template.parameters_shape());
+        if !unknown.is_empty() {
+            return Err(PolicyError::UnknownFields {
+                subject: subj,
+                fields: unknown,
             });
         }
         Ok(CompiledConstraint {

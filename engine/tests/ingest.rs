@@ -207,3 +207,16 @@ fn strict_builds_fail_on_any_problem() {
     assert_eq!(errors.0.len(), 1);
     assert!(errors.0[0].is_about_template());
 }
+
+#[test]
+fn a_constraint_with_unknown_fields_is_reported_and_never_enforced_wider() {
+    let mut ingester = Ingester::new(BuildOptions::default());
+    let typo = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sA\nmetadata:\n  name: typo\nspec:\n  match:\n    namespace: [logistics]\n";
+    let files = sources(&[("a.yaml", &template("K8sA", "a")), ("c.yaml", typo)]);
+    let out = ingest(&mut ingester, &[("files", &files)]);
+    assert!(out.set.constraints().is_empty());
+    assert_eq!(
+        problems(&out),
+        ["c.yaml:1 (K8sA \"typo\"): invalid Constraint: unknown fields: [spec.match.namespace]"]
+    );
+}

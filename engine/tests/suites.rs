@@ -99,3 +99,32 @@ fn verbose_output_matches_gator() {
         }
     }
 }
+
+/// Constraints with fields their CRD does not describe fail exactly as under gator, and
+/// legacySchema keeps unknown parameters exactly where gator keeps them.
+#[test]
+fn unknown_constraint_fields_fail_as_under_gator() {
+    let results = run_all("../tests/strictness/...");
+    let ours = printer::human(&results, true, "tollgate") + "\n";
+    for expected in [
+        "  invalid Constraint: unknown fields: [spec.match.namespace]",
+        "  invalid Constraint: unknown fields: [spec.parameters]",
+        "--- PASS: v1beta1-defaults-to-legacy-schema",
+    ] {
+        assert!(ours.contains(expected), "{expected} missing from:\n{ours}");
+    }
+    let Some(gator) = gator() else {
+        eprintln!("gator not installed; oracle comparison skipped (CI installs it)");
+        return;
+    };
+    let out = Command::new(&gator)
+        .args(["verify", "-v", "../tests/strictness/..."])
+        .output()
+        .expect("run gator");
+    assert!(
+        !out.status.success(),
+        "these suites fail under gator by design"
+    );
+    let gator_text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(without_timings(&gator_text), without_timings(&ours));
+}

@@ -257,3 +257,25 @@ fn objects_are_the_inventory_of_templates_that_read_it() {
         run.stdout
     );
 }
+
+/// A typo in a constraint never widens it: `spec.match.namespace` (for `namespaces`) is an
+/// unknown field, as in gator and the API server, reported with file and line.
+#[test]
+fn a_constraint_with_unknown_fields_is_refused_with_gators_wording() {
+    let run = eval(&[
+        "-f",
+        "tests/strictness/pod.yaml",
+        "--policies",
+        "tests/strictness/template-v1.yaml",
+        "--policies",
+        "tests/strictness/constraint-c-namespace.yaml",
+    ]);
+    assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "tests/strictness/constraint-c-namespace.yaml:1 (K8sRequiredRuntimeClass \"typo\"): invalid Constraint: unknown fields: [spec.match.namespace]"
+        ),
+        "{}",
+        run.stderr
+    );
+}

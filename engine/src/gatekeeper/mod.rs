@@ -11,6 +11,7 @@ mod fields;
 mod match_spec;
 mod suite;
 mod template;
+mod unknown_fields;
 
 pub use constraint::{Constraint, EnforcementAction, ScopedAction};
 pub use expansion::{ApplyTo, ExpansionTemplate};
@@ -18,6 +19,7 @@ pub use fields::{FieldError, type_name as fields_type_name};
 pub use match_spec::{KindSelector, LabelSelector, Match, Requirement};
 pub use suite::{Assertion, Case, Expectation, Suite, Test};
 pub use template::{ConstraintTemplate, RegoCode};
+pub use unknown_fields::{ParametersShape, unknown_fields};
 
 /// Group of ConstraintTemplates.
 pub const TEMPLATES_GROUP: &str = "templates.gatekeeper.sh";

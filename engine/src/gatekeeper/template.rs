@@ -28,6 +28,10 @@ pub struct ConstraintTemplate {
     pub kind: String,
     /// `spec.crd.spec.validation.openAPIV3Schema`, the schema of constraint parameters.
     pub parameters_schema: Option<Value>,
+    /// `spec.crd.spec.validation.legacySchema`: parameters the schema does not describe are
+    /// kept. Defaults to false for `v1` templates and to true for `v1beta1` and `v1alpha1`
+    /// (the frameworks' CRD defaults).
+    pub legacy_schema: bool,
     /// The Rego to run.
     pub code: RegoCode,
 }
@@ -72,10 +76,18 @@ impl ConstraintTemplate {
                 ),
             ));
         }
-        let parameters_schema = crd_spec
-            .child("validation")?
-            .get("openAPIV3Schema")
-            .cloned();
+        let validation = crd_spec.child("validation")?;
+        let parameters_schema = validation.get("openAPIV3Schema").cloned();
+        let legacy_schema = match validation.get("legacySchema") {
+            None | Some(Value::Null) => version != "v1",
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(FieldError::new(
+                    "spec.crd.spec.validation.legacySchema",
+                    format!("expected boolean, got {}", super::fields_type_name(other)),
+                ));
+            }
+        };
         let targets = spec.array("targets")?;
         if targets.len() != 1 {
             return Err(FieldError::new(
@@ -96,6 +108,7 @@ impl ConstraintTemplate {
             name,
             kind,
             parameters_schema,
+            legacy_schema,
             code,
         })
     }
@@ -140,5 +153,16 @@ fn choose_code(target: &Fields<'_>) -> Result<RegoCode, FieldError> {
                 engines.join(", ")
             ),
         ))
+    }
+}
+
+impl ConstraintTemplate {
+    /// How the constraint CRD this template generates describes `spec.parameters`.
+    pub fn parameters_shape(&self) -> super::ParametersShape<'_> {
+        match (&self.parameters_schema, self.legacy_schema) {
+            (_, true) => super::ParametersShape::Anything,
+            (Some(schema), false) => super::ParametersShape::Schema(schema),
+            (None, false) => super::ParametersShape::Absent,
+        }
     }
 }

@@ -366,11 +366,13 @@ fn build_set(dir: &Path, t: &Test, evaluator: Evaluator) -> Result<PolicySet, (S
         let schema = errors.0.iter().all(|e| e.is_schema_error());
         // The first error is the root cause: a broken template also leaves its constraint
         // without a kind, which gator never reports separately.
-        let first = errors
-            .0
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let first = errors.0.first();
+        // gator adds a constraint without the "adding constraint" wrapper when it checks the
+        // test (`tryAddConstraint`), and words its own errors without tollgate's location.
+        if let Some(message) = first.and_then(PolicyError::gator_message) {
+            return (message, false);
+        }
+        let first = first.map(ToString::to_string).unwrap_or_default();
         let prefix = if errors.0.first().is_some_and(PolicyError::is_about_template) {
             "adding template"
         } else {
