@@ -22,7 +22,7 @@ use crate::compile::CompiledTemplate;
 use crate::document::Document;
 use crate::error::{PolicyError, Subject};
 use crate::expand::builtin_templates;
-use crate::gatekeeper::{ConstraintTemplate, ExpansionTemplate, object_name};
+use crate::gatekeeper::{ApplyTo, ConstraintTemplate, ExpansionTemplate, Gvk, object_name};
 use crate::load::Sources;
 use crate::policy_set::{BuildOptions, CompiledConstraint, PolicySet};
 
@@ -77,6 +77,9 @@ pub struct Ingested {
     pub problems: Vec<Problem>,
     /// Templates compiled by this ingestion (unchanged ones are not).
     pub compiled: Vec<TemplateIngestion>,
+    /// Worth saying but not a problem: a second object of the same kind and name in one
+    /// source, of which the later one is used (as gator does).
+    pub warnings: Vec<String>,
 }
 
 struct Kept<T> {
@@ -147,12 +150,29 @@ impl Ingester {
     /// Builds the set the layers describe now.
     pub fn ingest(&mut self, layers: &[Layer<'_>]) -> Ingested {
         let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let deduplicated: Vec<Sources> = layers
+            .iter()
+            .map(|l| last_of_each(l.documents, &mut warnings))
+            .collect();
+        let layers: Vec<Layer<'_>> = layers
+            .iter()
+            .zip(&deduplicated)
+            .map(|(l, documents)| Layer {
+                source: l.source,
+                documents,
+            })
+            .collect();
+        let layers = &layers[..];
         let mut set = PolicySet::default();
         let compiled = self.ingest_templates(layers, &mut set, &mut problems);
         self.ingest_constraints(layers, &mut set, &mut problems);
         self.ingest_expansions(layers, &mut set, &mut problems);
         if self.options.builtin_expansions {
-            set.expansions.extend(builtin_templates());
+            // The built-in expansion steps aside for a kind the sources' own ExpansionTemplates
+            // already expand: one kind, one resultant per template.
+            set.expansions
+                .extend(builtin_stepping_aside(&set.expansions));
         }
         set.constraints.sort_by(|a, b| {
             (&a.constraint.kind, &a.constraint.name).cmp(&(&b.constraint.kind, &b.constraint.name))
@@ -161,6 +181,7 @@ impl Ingester {
             set,
             problems,
             compiled,
+            warnings,
         }
     }
 
@@ -340,6 +361,86 @@ impl Ingester {
         }
         self.expansions.retain(|k, _| seen.contains(k));
     }
+}
+
+/// One source's documents with only the last of each template, constraint and ExpansionTemplate
+/// of the same kind and name, as gator keeps them; each one dropped is a warning.
+fn last_of_each(documents: &Sources, warnings: &mut Vec<String>) -> Sources {
+    fn keep_last(
+        docs: &[Document],
+        key: impl Fn(&Document) -> (String, String),
+        warnings: &mut Vec<String>,
+    ) -> Vec<Document> {
+        let mut last: HashMap<(String, String), usize> = HashMap::new();
+        for (i, d) in docs.iter().enumerate() {
+            last.insert(key(d), i);
+        }
+        let mut out = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            let winner = last.get(&key(d)).copied().unwrap_or(i);
+            if winner == i {
+                out.push(d.clone());
+            } else if let Some(later) = docs.get(winner) {
+                warnings.push(format!(
+                    "{}: not used: {} has the same kind and name, and the later one is used (as gator does)",
+                    subject(d, ""),
+                    later.origin
+                ));
+            }
+        }
+        out
+    }
+    let kind_and_name = |d: &Document| {
+        (
+            d.value
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            object_name(&d.value).to_string(),
+        )
+    };
+    Sources {
+        templates: keep_last(&documents.templates, kind_and_name, warnings),
+        constraints: keep_last(&documents.constraints, kind_and_name, warnings),
+        expansions: keep_last(&documents.expansions, kind_and_name, warnings),
+        objects: Vec::new(),
+    }
+}
+
+/// The built-in workload expansion, less every kind that `own` templates already expand.
+fn builtin_stepping_aside(own: &[ExpansionTemplate]) -> Vec<ExpansionTemplate> {
+    builtin_templates()
+        .into_iter()
+        .filter_map(|mut builtin| {
+            let mut kept = Vec::new();
+            for a in &builtin.apply_to {
+                for group in &a.groups {
+                    for version in &a.versions {
+                        for kind in &a.kinds {
+                            let gvk = Gvk {
+                                group: group.clone(),
+                                version: version.clone(),
+                                kind: kind.clone(),
+                            };
+                            if !own
+                                .iter()
+                                .any(|t| t.apply_to.iter().any(|o| o.matches(&gvk)))
+                            {
+                                kept.push(ApplyTo {
+                                    groups: vec![group.clone()],
+                                    versions: vec![version.clone()],
+                                    kinds: vec![kind.clone()],
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            builtin.apply_to = kept;
+            (!builtin.apply_to.is_empty()).then_some(builtin)
+        })
+        .collect()
 }
 
 /// Settles conflicts between candidates of the same identity (a template's kind, a

@@ -61,12 +61,21 @@ impl PolicySet {
     /// Compiles all sources with explicit options; any problem fails the build (the CLI
     /// tools' rule; the webhook ingests with [`Ingester`] and keeps what compiles).
     pub fn build_with(sources: &Sources, options: BuildOptions) -> Result<PolicySet, PolicyErrors> {
+        Self::build_warning(sources, options).map(|(set, _)| set)
+    }
+
+    /// [`Self::build_with`], also returning the warnings (objects of the same kind and name,
+    /// of which the last is used).
+    pub fn build_warning(
+        sources: &Sources,
+        options: BuildOptions,
+    ) -> Result<(PolicySet, Vec<String>), PolicyErrors> {
         let ingested = Ingester::new(options).ingest(&[Layer {
             source: "",
             documents: sources,
         }]);
         if ingested.problems.is_empty() {
-            Ok(ingested.set)
+            Ok((ingested.set, ingested.warnings))
         } else {
             Err(PolicyErrors(
                 ingested.problems.into_iter().map(|p| p.error).collect(),

@@ -220,3 +220,65 @@ fn a_constraint_with_unknown_fields_is_reported_and_never_enforced_wider() {
         ["c.yaml:1 (K8sA \"typo\"): invalid Constraint: unknown fields: [spec.match.namespace]"]
     );
 }
+
+#[test]
+fn the_last_of_two_same_named_objects_is_used_and_the_builtin_expansion_steps_aside() {
+    let expansion = |name: &str, kinds: &str| {
+        format!(
+            "apiVersion: expansion.gatekeeper.sh/v1beta1\nkind: ExpansionTemplate\nmetadata:\n  name: {name}\nspec:\n  applyTo:\n  - groups: [apps]\n    versions: [v1]\n    kinds: [{kinds}]\n  templateSource: spec.template\n  generatedGVK: {{kind: Pod, group: \"\", version: v1}}\n"
+        )
+    };
+    let files = sources(&[
+        ("a.yaml", &template("K8sA", "first")),
+        ("b.yaml", &template("K8sA", "second")),
+        ("c.yaml", &constraint("K8sA", "ca", "x")),
+        ("d.yaml", &constraint("K8sA", "ca", "y")),
+        ("e1.yaml", &expansion("expand-deployments", "Deployment")),
+        ("e2.yaml", &expansion("expand-deployments", "Deployment")),
+    ]);
+    let options = BuildOptions {
+        builtin_expansions: true,
+        ..BuildOptions::default()
+    };
+    let out = ingest(&mut Ingester::new(options), &[("files", &files)]);
+    assert!(out.problems.is_empty(), "{:?}", problems(&out));
+    assert_eq!(out.warnings.len(), 3, "{:#?}", out.warnings);
+    assert!(out.warnings[0].starts_with("a.yaml: document 1 (ConstraintTemplate \"k8sa\"): not used: b.yaml: document 1 has the same kind and name"));
+    assert_eq!(
+        out.set.constraints()[0].parameters,
+        regorus::Value::from(serde_json::json!({"label": "y"}))
+    );
+    // One expand-deployments; the built-in one keeps every kind but Deployment.
+    let expansions = out.set.expansions();
+    assert_eq!(
+        expansions
+            .iter()
+            .filter(|e| e.name == "expand-deployments")
+            .count(),
+        1
+    );
+    let deployment = tollgate_engine::gatekeeper::Gvk {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+    };
+    let builtin: Vec<_> = expansions
+        .iter()
+        .filter(|e| e.name == "expand-workloads")
+        .collect();
+    assert!(!builtin.is_empty());
+    assert!(
+        builtin
+            .iter()
+            .all(|e| !e.apply_to.iter().any(|a| a.matches(&deployment)))
+    );
+    let statefulset = tollgate_engine::gatekeeper::Gvk {
+        kind: "StatefulSet".into(),
+        ..deployment
+    };
+    assert!(
+        builtin
+            .iter()
+            .any(|e| e.apply_to.iter().any(|a| a.matches(&statefulset)))
+    );
+}

@@ -1,5 +1,6 @@
 //! Fixture-driven load and compile errors: each file in `fixtures/load/` says in `# expect-error:`
-//! lines what the error must contain (or `# expect: ok`; JSON files must load).
+//! lines what the error must contain, in `# expect-warning:` lines what a warning of a
+//! successful build must contain (or `# expect: ok`; JSON files must load).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::path::Path;
@@ -26,10 +27,27 @@ fn every_load_fixture_gives_its_expected_outcome() {
             .lines()
             .filter_map(|l| l.strip_prefix("# expect-error: "))
             .collect();
+        let expected_warnings: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect-warning: "))
+            .collect();
+        let mut warnings = Vec::new();
         let outcome = Sources::from_paths(&[file])
             .map_err(|e| e.to_string())
-            .and_then(|s| PolicySet::build(&s).map(|_| ()).map_err(|e| e.to_string()));
+            .and_then(|s| {
+                PolicySet::build_warning(&s, Default::default())
+                    .map(|(_, w)| warnings = w)
+                    .map_err(|e| e.to_string())
+            });
         let name = file.file_name().unwrap().to_string_lossy();
+        for want in &expected_warnings {
+            if !warnings.iter().any(|w| w.contains(want)) {
+                failures.push(format!("{name}: no warning with {want:?}: {warnings:?}"));
+            }
+        }
+        if expected_warnings.is_empty() && !warnings.is_empty() {
+            failures.push(format!("{name}: unexpected warnings {warnings:?}"));
+        }
         match (&outcome, expected.is_empty()) {
             (Ok(()), true) => {}
             (Ok(()), false) => failures.push(format!("{name}: loaded, expected an error")),

@@ -300,7 +300,7 @@ spec:
         kinds: ["Pod"]
     namespaces: ["soak-nowhere"]
   parameters:
-    allowedRuntimeClasses: ["wasmedge"]
+    runtimeClassNames: ["wasmedge"]
 """)
 
     def flip(self):

@@ -279,3 +279,32 @@ fn a_constraint_with_unknown_fields_is_refused_with_gators_wording() {
         run.stderr
     );
 }
+
+/// The samples hold five ExpansionTemplates named expand-deployments: gator keeps the last, and
+/// the built-in expansion steps aside for Deployments, so each result is printed once.
+#[test]
+fn same_named_expansions_count_once_and_the_builtin_steps_aside() {
+    let run = eval(&[
+        "-f",
+        "constraints/k8srequiredruntimeclass/samples/tracker/example_allowed_deployment.yaml",
+        "--policies",
+        "constraints/",
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("[Implied by expand-deployments]"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines_with(
+            &run.stderr,
+            "ExpansionTemplate \"expand-deployments\"): not used: "
+        )
+        .len(),
+        4,
+        "{}",
+        run.stderr
+    );
+}

@@ -806,7 +806,7 @@ async fn a_template_that_does_not_compile_is_reported_and_never_takes_the_others
 }
 
 fn slow_template() -> &'static str {
-    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8sslow\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sSlow\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sslow\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        n < 0\n        msg := \"never\"\n      }\n"
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8sslow\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sSlow\n      validation:\n        openAPIV3Schema:\n          properties:\n            size:\n              type: string\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8sslow\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        n < 0\n        msg := \"never\"\n      }\n"
 }
 
 fn slow_constraint(size: u64) -> String {
@@ -837,7 +837,7 @@ async fn runaway_template_is_stopped_by_the_budget_and_reported_as_its_violation
 
 /// A template that builds an ever larger array (size² strings) instead of looping quietly.
 fn hoarding_template() -> &'static str {
-    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8shoard\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sHoard\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8shoard\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        big := [s | a := r[_]; b := r[_]; s := sprintf(\"%v-%v\", [a, b])]\n        count(big) < 0\n        msg := \"never\"\n      }\n"
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8shoard\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sHoard\n      validation:\n        openAPIV3Schema:\n          properties:\n            size:\n              type: string\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8shoard\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        big := [s | a := r[_]; b := r[_]; s := sprintf(\"%v-%v\", [a, b])]\n        count(big) < 0\n        msg := \"never\"\n      }\n"
 }
 
 /// Runaway constraints confined to namespace `runaway`: one that loops, one that hoards.
@@ -905,7 +905,7 @@ async fn runaways_alongside_ordinary_requests(evaluate_on: EvaluateOn) {
 
 /// A template that takes a while and then gives a real violation.
 fn counting_template() -> &'static str {
-    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8scounted\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sCounted\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8scounted\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        msg := sprintf(\"counted %d residues\", [n])\n      }\n"
+    "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8scounted\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sCounted\n      validation:\n        openAPIV3Schema:\n          properties:\n            size:\n              type: string\n  targets:\n  - target: admission.k8s.gatekeeper.sh\n    rego: |\n      package k8scounted\n      violation[{\"msg\": msg}] {\n        r := numbers.range(1, to_number(input.parameters.size))\n        n := count({x | x := (r[_] * r[_]) % 7})\n        msg := sprintf(\"counted %d residues\", [n])\n      }\n"
 }
 
 /// A review that runs past the inline budget is evaluated again on the blocking pool with the

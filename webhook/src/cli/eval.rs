@@ -83,7 +83,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         builtin_expansions: !no_expand,
         ..BuildOptions::default()
     };
-    let set = PolicySet::build_with(&sources, options)?;
+    let (set, warnings) = PolicySet::build_warning(&sources, options)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     // Every input object is synced, as `gator test` does; `data.inventory` is only built if a
     // template reads it.
     let mut data = DataSnapshot::default();

@@ -174,7 +174,11 @@ fn publish(
         set,
         problems,
         compiled,
+        warnings,
     } = ingested;
+    for warning in &warnings {
+        tracing::warn!(%warning, "duplicate policy object");
+    }
     let metrics = &state.metrics;
     for c in &compiled {
         metrics.template_ingested(c.ok, c.duration);
