@@ -87,24 +87,6 @@ impl CompiledTemplate {
             message,
         };
         rego::check_nesting(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
-        rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
-        let mut libraries = rego::KnownFunctions::default();
-        for lib in &code.libs {
-            libraries.add_library(lib);
-        }
-        let mut extensions = vec!["sprintf"];
-        if !code.v1 {
-            extensions.extend(rego::DEPRECATED_BUILTINS.iter().map(|(n, _)| *n));
-        }
-        if let Some(e) = rego::undefined_function(&code.rego, &libraries, &extensions) {
-            return Err(fail(&code.field, e.to_string()));
-        }
-        if !rego::rule_is_defined(&code.rego, "violation") {
-            return Err(fail(
-                &code.field,
-                "missing required rule: the template must define `violation`".to_string(),
-            ));
-        }
         let mut engine =
             rego::opa_compatible_engine(code.v1).map_err(|e| fail(&code.field, e.to_string()))?;
         if let Some(limit) = budget {
@@ -135,6 +117,26 @@ impl CompiledTemplate {
                 rego::normalize(&code.rego, code.v1),
             )
             .map_err(|e| fail(&code.field, e.to_string()))?;
+        // Gatekeeper's own rules run on source that parses: a syntax error is reported as one,
+        // never as a follow-on such as a missing `violation` rule.
+        rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
+        let mut libraries = rego::KnownFunctions::default();
+        for lib in &code.libs {
+            libraries.add_library(lib);
+        }
+        let mut extensions = vec!["sprintf"];
+        if !code.v1 {
+            extensions.extend(rego::DEPRECATED_BUILTINS.iter().map(|(n, _)| *n));
+        }
+        if let Some(e) = rego::undefined_function(&code.rego, &libraries, &extensions) {
+            return Err(fail(&code.field, e.to_string()));
+        }
+        if !rego::rule_is_defined(&code.rego, "violation") {
+            return Err(fail(
+                &code.field,
+                "missing required rule: the template must define `violation`".to_string(),
+            ));
+        }
         let violation_rule = format!("{package}.violation");
         let schema = template
             .parameters_schema

@@ -33,6 +33,10 @@ pub struct Document {
     pub origin: Origin,
     /// Its content.
     pub value: Value,
+    /// The YAML text it was parsed from (its first line is `origin.line`), kept so that an
+    /// error inside an embedded string (a template's Rego) can point at the file's own line.
+    /// `None` for JSON and for items of a `List`.
+    pub text: Option<std::sync::Arc<str>>,
 }
 
 /// A stream that could not be parsed.
@@ -107,6 +111,10 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
                     document,
                     line: chunk.first_line,
                 },
+                // Only templates embed source worth pointing into; objects (an audit's worth in
+                // `eval`) keep no copy of their text.
+                text: crate::gatekeeper::ConstraintTemplate::is_template(&value)
+                    .then(|| chunk.text.into()),
                 value,
             }),
         }
@@ -141,6 +149,7 @@ fn parse_json_stream(file: &str, text: &str) -> Option<Vec<Document>> {
                 line: 1,
             },
             value,
+            text: None,
         });
     }
     Some(out)

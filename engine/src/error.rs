@@ -36,6 +36,18 @@ pub enum PolicyError {
         /// The field and problem.
         error: FieldError,
     },
+    /// A template's parameters schema the API server would refuse (a `type` it does not know).
+    #[error("{subject}: {field}: {message}")]
+    TemplateSchema {
+        /// The template.
+        subject: Box<Subject>,
+        /// The field in the template.
+        field: String,
+        /// The field as the API server names it in the generated CRD.
+        crd_field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A constraint does not satisfy its CRD schema (parameters or match): gator's `ErrSchema`.
     #[error("{subject}: {error}")]
     Schema {
@@ -105,6 +117,7 @@ impl PolicyError {
             | PolicyError::Rego { subject, .. }
             | PolicyError::Duplicate { subject, .. }
             | PolicyError::Shadowed { subject, .. } => subject.kind == "ConstraintTemplate",
+            PolicyError::TemplateSchema { .. } => true,
             _ => false,
         }
     }
@@ -119,14 +132,21 @@ impl PolicyError {
             | PolicyError::UnknownKind { subject, .. }
             | PolicyError::Duplicate { subject, .. }
             | PolicyError::UnknownFields { subject, .. }
+            | PolicyError::TemplateSchema { subject, .. }
             | PolicyError::Shadowed { subject, .. } => Some(subject),
         }
     }
 
-    /// The message as gator words it, without tollgate's location prefix, where the two differ.
+    /// The test error as `gator verify` words it, without tollgate's location prefix, where the
+    /// two differ.
     pub fn gator_message(&self) -> Option<String> {
         match self {
             PolicyError::UnknownFields { fields, .. } => Some(unknown_fields_message(fields)),
+            PolicyError::TemplateSchema {
+                crd_field, message, ..
+            } => Some(format!(
+                "adding template: invalid ConstraintTemplate: {crd_field}: {message}"
+            )),
             _ => None,
         }
     }

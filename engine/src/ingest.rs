@@ -265,6 +265,13 @@ impl Ingester {
         set: &mut PolicySet,
         problems: &mut Vec<Problem>,
     ) {
+        // Kinds some source's template declares, though no template of that kind compiled.
+        let failed_kinds: HashSet<&str> = layers
+            .iter()
+            .flat_map(|l| &l.documents.templates)
+            .filter_map(|d| d.value.pointer("/spec/crd/spec/names/kind")?.as_str())
+            .filter(|kind| set.template(kind).is_none())
+            .collect();
         let mut seen: HashSet<Key> = HashSet::new();
         let mut candidates = Vec::new();
         for (layer, l) in layers.iter().enumerate() {
@@ -303,11 +310,19 @@ impl Ingester {
                             .get(&k)
                             .filter(|kept| set.template(&kept.value.constraint.kind).is_some())
                             .map(|kept| Arc::clone(&kept.value));
-                        problems.push(Problem {
-                            source: l.source.to_string(),
-                            error,
-                            kept_last_good: kept.is_some(),
-                        });
+                        // A constraint of a template that failed is not another problem: the
+                        // template's error says it all.
+                        let follows_template = matches!(
+                            &error,
+                            PolicyError::UnknownKind { kind, .. } if failed_kinds.contains(kind.as_str())
+                        );
+                        if !follows_template {
+                            problems.push(Problem {
+                                source: l.source.to_string(),
+                                error,
+                                kept_last_good: kept.is_some(),
+                            });
+                        }
                         kept
                     }
                 };
@@ -543,11 +558,47 @@ fn compile_template(
             subject: subj.clone(),
             error,
         })?;
+    if let Some(bad) = template
+        .parameters_schema
+        .as_ref()
+        .and_then(crate::schema::unsupported_type)
+    {
+        return Err(PolicyError::TemplateSchema {
+            subject: subj,
+            field: bad.field,
+            crd_field: bad.crd_field,
+            message: bad.message,
+        });
+    }
+    // regorus's file names for the Rego it is given (see `compile`), to map its errors back.
+    let mut sources = vec![(
+        format!("{}.rego", template.name),
+        template.code.rego.clone(),
+    )];
+    for (i, lib) in template.code.libs.iter().enumerate() {
+        sources.push((format!("{}/lib{i}.rego", template.name), lib.clone()));
+    }
     CompiledTemplate::compile_with(template, options.eval_budget, options.evaluator).map_err(|f| {
+        let message = match &doc.text {
+            Some(text) => {
+                let borrowed: Vec<(String, &str)> = sources
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.as_str()))
+                    .collect();
+                crate::source_map::to_yaml_location(
+                    &f.message,
+                    &doc.origin.file,
+                    text,
+                    doc.origin.line,
+                    &borrowed,
+                )
+            }
+            None => f.message,
+        };
         PolicyError::Rego {
             subject: subj,
             field: f.field,
-            message: f.message,
+            message,
         }
     })
 }

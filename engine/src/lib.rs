@@ -23,6 +23,7 @@ pub mod rego;
 pub mod review;
 pub mod rvm;
 pub mod schema;
+pub mod source_map;
 
 pub use data::DataSnapshot;
 pub use decide::Decision;

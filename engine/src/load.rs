@@ -35,6 +35,7 @@ impl Sources {
                     .map(|item| Document {
                         origin: doc.origin.clone(),
                         value: item.clone(),
+                        text: None,
                     })
                     .collect();
                 self.add(items);

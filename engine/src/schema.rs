@@ -249,3 +249,94 @@ mod tests {
         assert!(s.apply(&json!({"note": null}), "p").is_ok());
     }
 }
+
+/// A `type` in a parameters schema that the API server does not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedType {
+    /// The field in the template (`spec.crd.spec.validation.openAPIV3Schema.properties.x.type`).
+    pub field: String,
+    /// The same field as the API server names it in the constraint CRD it generates (what
+    /// gator prints: `spec.validation.openAPIV3Schema.properties[spec].properties[parameters]...`).
+    pub crd_field: String,
+    /// `Unsupported value: "strng": supported values: ...`.
+    pub message: String,
+}
+
+const TYPES: [&str; 6] = ["array", "boolean", "integer", "number", "object", "string"];
+
+/// Finds the first `type` that is not one of the API server's, walking the schema in the order
+/// the API server validates it (`properties` by name, then `items`, `additionalProperties`).
+pub fn unsupported_type(openapi: &Value) -> Option<UnsupportedType> {
+    fn walk(schema: &Value, field: &str, crd: &str) -> Option<UnsupportedType> {
+        let obj = schema.as_object()?;
+        if let Some(t) = obj.get("type") {
+            let ok = t.as_str().is_some_and(|t| TYPES.contains(&t));
+            if !ok {
+                let supported: Vec<String> = TYPES.iter().map(|t| format!("{t:?}")).collect();
+                return Some(UnsupportedType {
+                    field: format!("{field}.type"),
+                    crd_field: format!("{crd}.type"),
+                    message: format!(
+                        "Unsupported value: {t}: supported values: {}",
+                        supported.join(", ")
+                    ),
+                });
+            }
+        }
+        if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+            let mut names: Vec<&String> = props.keys().collect();
+            names.sort();
+            for name in names {
+                let found = walk(
+                    &props[name.as_str()],
+                    &format!("{field}.properties.{name}"),
+                    &format!("{crd}.properties[{name}]"),
+                );
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = obj.get(key) {
+                let found = walk(child, &format!("{field}.{key}"), &format!("{crd}.{key}"));
+                if found.is_some() {
+                    return found;
+                }
+            }
+        }
+        None
+    }
+    walk(
+        openapi,
+        "spec.crd.spec.validation.openAPIV3Schema",
+        "spec.validation.openAPIV3Schema.properties[spec].properties[parameters]",
+    )
+}
+
+#[cfg(test)]
+mod type_tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_type_is_named_with_its_path_and_the_allowed_values() {
+        let schema = serde_json::json!({"type": "object", "properties": {
+            "ok": {"type": "string"},
+            "runtimeClassNames": {"type": "array", "items": {"type": "strng"}}
+        }});
+        let found = unsupported_type(&schema).unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            found.field,
+            "spec.crd.spec.validation.openAPIV3Schema.properties.runtimeClassNames.items.type"
+        );
+        assert_eq!(
+            found.crd_field,
+            "spec.validation.openAPIV3Schema.properties[spec].properties[parameters].properties[runtimeClassNames].items.type"
+        );
+        assert_eq!(
+            found.message,
+            "Unsupported value: \"strng\": supported values: \"array\", \"boolean\", \"integer\", \"number\", \"object\", \"string\""
+        );
+        assert!(unsupported_type(&serde_json::json!({"type": "object"})).is_none());
+    }
+}

@@ -308,3 +308,48 @@ fn same_named_expansions_count_once_and_the_builtin_steps_aside() {
         run.stderr
     );
 }
+
+/// A Rego syntax error inside template.yaml is a parse error at the YAML file's own line and
+/// column, with no follow-on errors about the constraints of that template.
+#[test]
+fn a_rego_syntax_error_points_at_the_template_file_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let template =
+        std::fs::read_to_string(root().join("constraints/k8srequiredruntimeclass/template.yaml"))
+            .unwrap()
+            .replace(
+                "          _pod := input.review.object\n",
+                "          _pod := input.review.object\n          broken := [\n",
+            );
+    let broken_line = template
+        .lines()
+        .position(|l| l.contains("violation contains"))
+        .unwrap()
+        + 1;
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    std::fs::copy(
+        root().join("constraints/k8srequiredruntimeclass/samples/tracker/constraint.yaml"),
+        dir.path().join("constraint.yaml"),
+    )
+    .unwrap();
+    let policies = dir.path().display().to_string();
+    let run = eval(&["-f", "tests/strictness/pod.yaml", "--policies", &policies]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let location = format!("--> {policies}/template.yaml:{broken_line}:21");
+    assert!(
+        run.stderr.contains(&location),
+        "{location} not in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("error: expecting `]`"),
+        "{}",
+        run.stderr
+    );
+    for noise in [
+        "no ConstraintTemplate defines kind",
+        "missing required rule",
+    ] {
+        assert!(!run.stderr.contains(noise), "{noise}: {}", run.stderr);
+    }
+}
