@@ -13,10 +13,10 @@ use crate::data::DataSnapshot;
 use crate::document::{self, Document};
 use crate::error::PolicyError;
 use crate::evaluate::{self, Context, enforcement_point};
-use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test, split_api_version};
+use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test};
 use crate::load::Sources;
 use crate::policy_set::{BuildOptions, PolicySet};
-use crate::review::{Review, Source};
+use crate::review::{Review, Source, is_admission_review};
 use crate::rvm::Evaluator;
 
 /// Result of one case.
@@ -502,14 +502,7 @@ fn review_case(
         .next()
         .map(|d| d.value)
         .unwrap_or(Value::Null);
-    let is_admission_review = object.get("kind").and_then(Value::as_str) == Some("AdmissionReview")
-        && split_api_version(
-            object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        )
-        .0 == "admission.k8s.io";
+    let is_admission_review = is_admission_review(&object);
     let review = if is_admission_review {
         let request = object
             .get("request")
