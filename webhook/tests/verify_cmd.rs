@@ -104,6 +104,57 @@ fn junit_is_well_formed_and_counts_failures() {
 }
 
 #[test]
+fn fail_on_empty_fails_when_no_suite_or_no_case_ran() {
+    let run = |args: &[&str]| {
+        let out = tollgate().arg("verify").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // gator passes a directory without suites of its own; tollgate says so on stderr.
+    let (code, stdout, stderr) = run(&["constraints"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout, "PASS\n\n");
+    assert_eq!(
+        stderr,
+        "note: no Suite found in constraints (its subdirectories are searched with constraints/...)\n"
+    );
+
+    let (code, _, stderr) = run(&["constraints", "--fail-on-empty"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.ends_with("Error: --fail-on-empty: no Suite found in constraints\n"),
+        "{stderr}"
+    );
+
+    // Suites found, but the filter selects no case.
+    let (code, _, stderr) = run(&[
+        "constraints/...",
+        "--run",
+        "^no-such-test$",
+        "--fail-on-empty",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "Error: --fail-on-empty: no case ran: every test and case was skipped or filtered out by --run\n"
+    );
+    let (code, _, stderr) = run(&[
+        FAILING,
+        "--run",
+        "required-labels//^none$",
+        "--fail-on-empty",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+
+    let (code, stdout, stderr) = run(&["constraints/...", "--fail-on-empty"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
 fn json_reports_every_case() {
     let out = tollgate()
         .args(["verify", FAILING, "--format", "json"])
