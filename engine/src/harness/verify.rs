@@ -66,6 +66,8 @@ pub struct TestResult {
     pub runtime: Duration,
     /// Case results.
     pub cases: Vec<CaseResult>,
+    /// Suite file and line of the test, when known.
+    pub location: Option<String>,
 }
 
 /// Result of one suite file.
@@ -312,6 +314,7 @@ pub fn run_suite_with(suite: &SuiteFile, filter: &Filter, evaluator: Evaluator) 
                     error: None,
                     runtime: Duration::ZERO,
                     cases: Vec::new(),
+                    location: None,
                 }
             } else {
                 run_test(&dir, &suite.file, t, filter, evaluator)
@@ -435,6 +438,7 @@ fn run_test(
         error,
         runtime: start.elapsed(),
         cases,
+        location: t.line.map(|l| format!("{}:{l}", suite_file.display())),
     }
 }
 
