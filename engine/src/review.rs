@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::gatekeeper::{Gvk, object_name, object_namespace};
+use crate::gatekeeper::{Gvk, object_name, object_namespace, split_api_version};
 
 /// Whether an object was submitted or derived by expansion (`match.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,17 @@ impl Review {
                 .unwrap_or(""),
         }
     }
+}
+
+/// True when a document is an AdmissionReview (group `admission.k8s.io`, any version, as gator
+/// tells them apart): `verify` and `eval` review the request it carries, not the document.
+pub fn is_admission_review(document: &Value) -> bool {
+    let api_version = document
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    document.get("kind").and_then(Value::as_str) == Some("AdmissionReview")
+        && split_api_version(api_version).0 == "admission.k8s.io"
 }
 
 /// Fills the fields Go always marshals and drops the `omitempty` ones that are empty.

@@ -1,6 +1,8 @@
 //! `tollgate eval` through the built binary, on the embedded tracker pack: the reference pod and
 //! the fixed seed Deployment are admitted with exactly one warning; every single-change variant
-//! is denied by exactly the constraint responsible for it.
+//! is denied by exactly the constraint responsible for it. Then its inputs: directories (`-R`),
+//! the namespace of objects without one (`-n`), AdmissionReviews, documents that are not
+//! objects, and the summary line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::path::{Path, PathBuf};
@@ -256,6 +258,344 @@ fn objects_are_the_inventory_of_templates_that_read_it() {
         "{}",
         run.stdout
     );
+}
+
+fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A tracker Pod named `name` in `logistics` with `runtimeClassName: runc`: one denial.
+fn runc_pod(name: &str) -> String {
+    let text = std::fs::read_to_string(
+        root()
+            .join(SAMPLES)
+            .join("example_disallowed_runtimeclass_runc.yaml"),
+    )
+    .unwrap();
+    text.replace("name: logistics-tracker\n", &format!("name: {name}\n"))
+}
+
+/// The last line on stderr: `eval`'s summary.
+fn summary(run: &Run) -> &str {
+    run.stderr.lines().last().unwrap_or_default()
+}
+
+/// The object names of the denial lines, in output order.
+fn denied_names(stdout: &str) -> Vec<String> {
+    lines_with(stdout, "(deny)")
+        .iter()
+        .map(|l| {
+            let subject = l.split(": [").next().unwrap();
+            subject.rsplit('/').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn directories_are_read_as_kubectl_reads_them_and_recursively_with_r() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "b.yaml", &runc_pod("from-b"));
+    write(dir.path(), "a.yml", &runc_pod("from-a"));
+    write(dir.path(), "sub/c.yaml", &runc_pod("from-sub"));
+    // Neither a manifest extension nor a manifest: skipped in a directory, as kubectl skips it.
+    write(dir.path(), "notes.txt", "not: [a manifest\n");
+    let d = dir.path().to_str().unwrap();
+
+    let run = eval(&["-f", d]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        denied_names(&run.stdout),
+        ["from-a", "from-b"],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        summary(&run),
+        "2 objects, 2 denied, 2 warned",
+        "{}",
+        run.stderr
+    );
+
+    let run = eval(&["-f", d, "-R"]);
+    assert_eq!(
+        denied_names(&run.stdout),
+        ["from-a", "from-b", "from-sub"],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        summary(&run),
+        "3 objects, 3 denied, 3 warned",
+        "{}",
+        run.stderr
+    );
+
+    // A file named explicitly is read whatever its extension.
+    let manifest = write(dir.path(), "pod.manifest", &runc_pod("explicit"));
+    let run = eval(&["-f", manifest.to_str().unwrap()]);
+    assert_eq!(denied_names(&run.stdout), ["explicit"], "{}", run.stdout);
+}
+
+#[test]
+fn the_summary_tells_nothing_read_from_nothing_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "only/in/subdirectories.yaml", &runc_pod("deep"));
+    let run = eval(&["-f", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("0 objects, 0 denied, 0 warned\nnote: subdirectories such as "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("are read only with -R"),
+        "{}",
+        run.stderr
+    );
+
+    let comments = write(dir.path(), "empty.yaml", "# nothing here\n---\n");
+    let run = eval(&["-f", comments.to_str().unwrap()]);
+    assert_eq!(run.stderr, "0 objects, 0 denied, 0 warned\n");
+
+    // Read, and nothing matched: a ConfigMap is no tracker constraint's kind.
+    let cm = write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: logistics}\n",
+    );
+    let run = eval(&["-f", cm.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stderr, "1 object, 0 denied, 0 warned\n");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"objects": 1, "denied": 0, "warned": 0})
+    );
+}
+
+/// A warn-only constraint on every kind whose message says which namespace the template saw.
+const SHOW_NAMESPACE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sshownamespace
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sShowNamespace
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package k8sshownamespace
+      violation[{"msg": msg}] {
+        ns := object.get(input.review.object.metadata, "namespace", "none")
+        msg := sprintf("namespace %v", [ns])
+      }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sShowNamespace
+metadata:
+  name: show-namespace
+spec:
+  enforcementAction: warn
+"#;
+
+const MIXED_SCOPES: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: fleets.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {kind: Fleet, plural: fleets}
+---
+apiVersion: example.com/v1
+kind: Fleet
+metadata: {name: north}
+---
+apiVersion: example.com/v1
+kind: Tracker
+metadata: {name: t1}
+"#;
+
+#[test]
+fn objects_without_a_namespace_follow_kubectls_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = write(dir.path(), "policies.yaml", SHOW_NAMESPACE);
+    let objects = write(dir.path(), "objects.yaml", MIXED_SCOPES);
+    let (policies, objects) = (policies.to_str().unwrap(), objects.to_str().unwrap());
+    let seen = |extra: &[&str]| {
+        let mut args = vec!["--policies", policies, "-f", objects];
+        args.extend_from_slice(extra);
+        let run = eval(&args);
+        assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+        run.stdout
+            .lines()
+            .map(|l| {
+                let (subject, rest) = l.split_once(": [").unwrap();
+                let seen = rest.rsplit_once("Message: ").unwrap().1;
+                format!("{subject} -> {seen}")
+            })
+            .collect::<Vec<_>>()
+    };
+    // Namespaced kinds (a custom kind no input describes counts as one) land in `default`;
+    // cluster-scoped kinds (built-in, or by their CustomResourceDefinition) get no namespace.
+    assert_eq!(
+        seen(&[]),
+        [
+            "v1/ConfigMap default/settings -> \"namespace default\"",
+            "v1/Namespace team-a -> \"namespace none\"",
+            "rbac.authorization.k8s.io/v1/ClusterRole reader -> \"namespace none\"",
+            "apiextensions.k8s.io/v1/CustomResourceDefinition fleets.example.com -> \"namespace none\"",
+            "example.com/v1/Fleet north -> \"namespace none\"",
+            "example.com/v1/Tracker default/t1 -> \"namespace default\"",
+        ]
+    );
+    let with_n = seen(&["-n", "team-a"]);
+    assert_eq!(
+        with_n[0],
+        "v1/ConfigMap team-a/settings -> \"namespace team-a\""
+    );
+    assert_eq!(with_n[1], "v1/Namespace team-a -> \"namespace none\"");
+    assert_eq!(
+        with_n[5],
+        "example.com/v1/Tracker team-a/t1 -> \"namespace team-a\""
+    );
+}
+
+#[test]
+fn a_pod_without_a_namespace_is_judged_in_the_namespace_it_would_land_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = write(
+        dir.path(),
+        "pod.yaml",
+        &runc_pod("no-namespace").replace("  namespace: logistics\n", ""),
+    );
+    let pod = pod.to_str().unwrap();
+    // `kubectl apply -f` puts it in `default`, outside the tracker constraints'
+    // `namespaces: [logistics]`.
+    let run = eval(&["-f", pod]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(summary(&run), "1 object, 0 denied, 0 warned");
+
+    let run = eval(&["-f", pod, "--namespace", "logistics"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        lines_with(&run.stdout, "(deny)"),
+        [
+            "v1/Pod logistics/no-namespace: [\"tracker-runtime-class\"] (deny) Message: \"pod \\\"no-namespace\\\" must set runtimeClassName to one of [\\\"wasmedge\\\"], found \\\"runc\\\"\""
+        ]
+    );
+}
+
+#[test]
+fn an_object_in_another_namespace_than_an_explicit_one_is_refused() {
+    let file = format!("{SAMPLES}/example_allowed.yaml");
+    let run = eval(&["-f", &file, "-n", "other"]);
+    assert_eq!(run.code, Some(2));
+    assert_eq!(
+        run.stderr,
+        format!(
+            "Error: {file}: document 1: the namespace from the provided object \"logistics\" does not match the namespace \"other\": pass --namespace=logistics to review it\n"
+        )
+    );
+    // The same namespace is fine.
+    assert_eq!(eval(&["-f", &file, "-n", "logistics"]).code, Some(0));
+}
+
+#[test]
+fn admission_reviews_are_reviewed_as_their_request() {
+    let run = eval(&["-f", "examples/review-denied.json", "--format", "json"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{}", run.stdout);
+    assert_eq!(results[0]["constraint"]["name"], "tracker-runtime-class");
+    assert_eq!(
+        results[0]["object"],
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "namespace": "logistics",
+            "name": "logistics-tracker", "file": "examples/review-denied.json", "document": 1,
+            "operation": "CREATE"})
+    );
+
+    // A DELETE carries only oldObject; Gatekeeper reviews it as the object.
+    let dir = tempfile::tempdir().unwrap();
+    let mut delete: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/review-denied.json")).unwrap(),
+    )
+    .unwrap();
+    let request = &mut delete["request"];
+    request["operation"] = "DELETE".into();
+    request["oldObject"] = request["object"].take();
+    let file = write(dir.path(), "delete.json", &delete.to_string());
+    let run = eval(&["-f", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert_eq!(lines_with(&run.stdout, "(deny)").len(), 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("v1/Pod logistics/logistics-tracker: [\"tracker-runtime-class\"]"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn documents_that_cannot_be_reviewed_are_refused_naming_file_document_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\njust a sentence\n",
+            "document 2: not a Kubernetes object: expected a mapping with apiVersion and kind, got a string",
+        ),
+        (
+            "kind: Pod\nmetadata: {name: p}\n",
+            "document 1: not a Kubernetes object: apiVersion: missing",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {replicas: 3}}\n",
+            "document 1: not a Kubernetes object: metadata.labels.replicas: expected a string, got integer",
+        ),
+        (
+            "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\n",
+            "document 1: invalid AdmissionReview: request: missing: nothing to review",
+        ),
+        (
+            "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest: {uid: x, operation: CREATE}\n",
+            "document 1: invalid AdmissionReview: request: no object or oldObject found to review",
+        ),
+        (
+            "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest: {object: {apiVersion: v1, metadata: {name: p}}}\n",
+            "document 1: invalid AdmissionReview: request.object.kind: missing",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("bad{i}.yaml"), text);
+        let run = eval(&["-f", file.to_str().unwrap()]);
+        assert_eq!(run.code, Some(2), "{text}");
+        assert_eq!(
+            run.stderr,
+            format!("Error: {}: {expected}\n", file.display()),
+            "{text}"
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
 }
 
 /// A typo in a constraint never widens it: `spec.match.namespace` (for `namespaces`) is an

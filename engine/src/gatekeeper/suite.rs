@@ -61,6 +61,8 @@ pub struct Test {
     pub skip: bool,
     /// Cases.
     pub cases: Vec<Case>,
+    /// 1-based line of the test in the suite file, when found.
+    pub line: Option<usize>,
 }
 
 /// A gator Suite.
@@ -89,8 +91,17 @@ impl Suite {
         let root = Fields::new(Some(value), "")?;
         let mut tests = Vec::new();
         let mut search_from = 0;
+        // Tests have their own cursor, so that finding a test's line never moves the search for
+        // its cases past them (a test's `name:` may follow its `cases:`).
+        let mut test_search_from = 0;
         for (i, t) in root.array("tests")?.iter().enumerate() {
             let t = Fields::new(Some(t), format!("tests[{i}]"))?;
+            let test_name = t.opt_str("name")?.unwrap_or("").to_string();
+            let test_line = find_line(source, &test_name, &mut test_search_from);
+            // A case named like its test is below the test's own `name:` line.
+            if let Some(line) = test_line {
+                search_from = search_from.max(line);
+            }
             let mut cases = Vec::new();
             for (j, c) in t.array("cases")?.iter().enumerate() {
                 let c = Fields::new(Some(c), format!("{}[{j}]", t.path_of("cases")))?;
@@ -114,13 +125,14 @@ impl Suite {
                 });
             }
             tests.push(Test {
-                name: t.opt_str("name")?.unwrap_or("").to_string(),
+                name: test_name,
                 template: t.opt_str("template")?.unwrap_or("").to_string(),
                 constraint: t.opt_str("constraint")?.unwrap_or("").to_string(),
                 expansion: t.opt_str("expansion")?.unwrap_or("").to_string(),
                 invalid: t.bool("invalid")?,
                 skip: t.bool("skip")?,
                 cases,
+                line: test_line,
             });
         }
         Ok(Suite {

@@ -48,6 +48,15 @@ fn print_test(
         let _ = writeln!(out, "--- FAIL: {}\t({})", test.name, secs(test.runtime));
         if let Some(e) = &test.error {
             let _ = writeln!(out, "  {e}");
+            if let Some(loc) = &test.location {
+                let _ = writeln!(out, "  at {loc}");
+            }
+            let _ = writeln!(
+                out,
+                "  rerun: {program} verify {} --run '^{}$'",
+                suite.file.display(),
+                regex::escape(&test.name)
+            );
         }
     } else if verbose {
         let _ = writeln!(out, "--- PASS: {}\t({})", test.name, secs(test.runtime));
@@ -82,25 +91,8 @@ fn print_case(
             case.name,
             secs(case.runtime)
         );
-        if let Some(loc) = &case.location {
-            let _ = writeln!(out, "        at {loc}");
-        }
-        if let Some(a) = &case.failed_assertion {
-            let pattern = a
-                .message
-                .as_deref()
-                .map(|m| format!(" matching /{m}/"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "        want violations: {}{pattern}; matched {}; all {} returned:",
-                a.violations,
-                a.matched,
-                case.messages.len()
-            );
-            for m in &case.messages {
-                let _ = writeln!(out, "          - {m}");
-            }
+        for line in case_failure_details(case) {
+            let _ = writeln!(out, "        {line}");
         }
         let _ = writeln!(
             out,
@@ -112,6 +104,30 @@ fn print_case(
     } else if verbose {
         let _ = writeln!(out, "    --- PASS: {}\t({})", case.name, secs(case.runtime));
     }
+}
+
+/// What tollgate adds to gator's report of a failed case: where the case is, and, for a failed
+/// assertion, what it wanted and every message the review returned.
+fn case_failure_details(case: &CaseResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(loc) = &case.location {
+        lines.push(format!("at {loc}"));
+    }
+    if let Some(a) = &case.failed_assertion {
+        let pattern = a
+            .message
+            .as_deref()
+            .map(|m| format!(" matching /{m}/"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "want violations: {}{pattern}; matched {}; all {} returned:",
+            a.violations,
+            a.matched,
+            case.messages.len()
+        ));
+        lines.extend(case.messages.iter().map(|m| format!("  - {m}")));
+    }
+    lines
 }
 
 /// Results as one JSON document.
@@ -135,57 +151,83 @@ fn xml_escape(s: &str) -> String {
         .collect()
 }
 
-/// Results as JUnit XML: a `<testsuite>` per gator test, a `<testcase>` per case.
+/// ` file="…" line="…"` for a `suite.yaml:line` location, so CI can point at the case.
+fn location_attributes(location: Option<&str>) -> String {
+    match location.and_then(|l| l.rsplit_once(':')) {
+        Some((file, line)) => format!(
+            " file=\"{}\" line=\"{}\"",
+            xml_escape(file),
+            xml_escape(line)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Results as JUnit XML: a `<testsuite>` per gator test, a `<testcase>` per case, totals on
+/// `<testsuites>`. A failure's message is gator's; its text says where the case is and what
+/// the review returned.
 pub fn junit(results: &[SuiteResult]) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    let mut body = String::new();
+    let (mut tests, mut failures, mut skipped, mut time) = (0, 0, 0, 0.0);
     for suite in results {
         for test in &suite.tests {
-            let failures = test.cases.iter().filter(|c| c.is_failure()).count()
+            let test_failures = test.cases.iter().filter(|c| c.is_failure()).count()
                 + usize::from(test.error.is_some());
-            let skipped =
+            let test_skipped =
                 test.cases.iter().filter(|c| c.skipped).count() + usize::from(test.skipped);
+            let test_cases = test.cases.len().max(1);
+            tests += test_cases;
+            failures += test_failures;
+            skipped += test_skipped;
+            time += test.runtime.as_secs_f64();
             let _ = writeln!(
-                out,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\" file=\"{}\">",
+                body,
+                "  <testsuite name=\"{}\" tests=\"{test_cases}\" failures=\"{test_failures}\" skipped=\"{test_skipped}\" time=\"{:.3}\" file=\"{}\">",
                 xml_escape(&format!("{}/{}", suite.path, test.name)),
-                test.cases.len().max(1),
                 test.runtime.as_secs_f64(),
                 xml_escape(&suite.file.display().to_string()),
             );
             if let Some(e) = &test.error {
+                let text = test
+                    .location
+                    .as_deref()
+                    .map(|l| format!("at {l}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
-                    out,
-                    "    <testcase name=\"{}\" classname=\"{}\"><failure message=\"{}\"/></testcase>",
+                    body,
+                    "    <testcase name=\"{}\" classname=\"{}\"{}><failure message=\"{}\">{}</failure></testcase>",
                     xml_escape(&test.name),
                     xml_escape(&suite.path),
-                    xml_escape(e)
+                    location_attributes(test.location.as_deref()),
+                    xml_escape(e),
+                    xml_escape(&text)
                 );
             }
             for case in &test.cases {
                 let _ = write!(
-                    out,
-                    "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+                    body,
+                    "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"{}",
                     xml_escape(&case.name),
                     xml_escape(&format!("{}/{}", suite.path, test.name)),
-                    case.runtime.as_secs_f64()
+                    case.runtime.as_secs_f64(),
+                    location_attributes(case.location.as_deref()),
                 );
                 if case.skipped || test.skipped {
-                    out.push_str("><skipped/></testcase>\n");
+                    body.push_str("><skipped/></testcase>\n");
                 } else if let Some(e) = &case.error {
-                    let body = case.messages.join("\n");
                     let _ = writeln!(
-                        out,
+                        body,
                         "><failure message=\"{}\">{}</failure></testcase>",
                         xml_escape(e),
-                        xml_escape(&body)
+                        xml_escape(&case_failure_details(case).join("\n"))
                     );
                 } else {
-                    out.push_str("/>\n");
+                    body.push_str("/>\n");
                 }
             }
             if test.cases.is_empty() && test.error.is_none() {
                 let _ = writeln!(
-                    out,
+                    body,
                     "    <testcase name=\"{}\" classname=\"{}\"{}",
                     xml_escape(&test.name),
                     xml_escape(&suite.path),
@@ -196,9 +238,10 @@ pub fn junit(results: &[SuiteResult]) -> String {
                     }
                 );
             }
-            out.push_str("  </testsuite>\n");
+            body.push_str("  </testsuite>\n");
         }
     }
-    out.push_str("</testsuites>\n");
-    out
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"tollgate verify\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">\n{body}</testsuites>\n"
+    )
 }

@@ -13,10 +13,10 @@ use crate::data::DataSnapshot;
 use crate::document::{self, Document};
 use crate::error::PolicyError;
 use crate::evaluate::{self, Context, enforcement_point};
-use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test, split_api_version};
+use crate::gatekeeper::{Assertion, Case, Expectation, Suite, Test};
 use crate::load::Sources;
 use crate::policy_set::{BuildOptions, PolicySet};
-use crate::review::{Review, Source};
+use crate::review::{Review, Source, is_admission_review};
 use crate::rvm::Evaluator;
 
 /// Result of one case.
@@ -66,6 +66,8 @@ pub struct TestResult {
     pub runtime: Duration,
     /// Case results.
     pub cases: Vec<CaseResult>,
+    /// Suite file and line of the test, when known.
+    pub location: Option<String>,
 }
 
 /// Result of one suite file.
@@ -312,6 +314,7 @@ pub fn run_suite_with(suite: &SuiteFile, filter: &Filter, evaluator: Evaluator) 
                     error: None,
                     runtime: Duration::ZERO,
                     cases: Vec::new(),
+                    location: None,
                 }
             } else {
                 run_test(&dir, &suite.file, t, filter, evaluator)
@@ -437,6 +440,7 @@ fn run_test(
         error,
         runtime: start.elapsed(),
         cases,
+        location: t.line.map(|l| format!("{}:{l}", suite_file.display())),
     }
 }
 
@@ -504,14 +508,7 @@ fn review_case(
         .next()
         .map(|d| d.value)
         .unwrap_or(Value::Null);
-    let is_admission_review = object.get("kind").and_then(Value::as_str) == Some("AdmissionReview")
-        && split_api_version(
-            object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        )
-        .0 == "admission.k8s.io";
+    let is_admission_review = is_admission_review(&object);
     let review = if is_admission_review {
         let request = object
             .get("request")

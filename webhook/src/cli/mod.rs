@@ -6,13 +6,23 @@ pub mod serve;
 mod test;
 mod verify;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+/// `tollgate --version`: the package version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TOLLGATE_COMMIT"),
+    ")"
+);
 
 /// Gatekeeper-compatible admission policy toolkit.
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about)]
+#[command(name = "tollgate", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +40,11 @@ enum Command {
     Test(test::TestArgs),
     /// Generate constraints/<p>/template.yaml from policies/<p>/src.rego (`--check`: fail on drift).
     Build(build::BuildArgs),
+    /// Print a shell completion script (e.g. `source <(tollgate completion bash)`).
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Cli {
@@ -41,6 +56,16 @@ impl Cli {
             Command::Serve(args) => serve::run(*args),
             Command::Test(args) => test::run(args),
             Command::Build(args) => build::run(args),
+            Command::Completion { shell } => {
+                // Generated into memory first: clap_complete panics on a failed write (a closed
+                // pipe), and a CLI reports that as an error instead.
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "tollgate", &mut script);
+                std::io::stdout()
+                    .write_all(&script)
+                    .context("failed to write the completion script")?;
+                Ok(ExitCode::SUCCESS)
+            }
         }
     }
 }

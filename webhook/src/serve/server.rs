@@ -254,7 +254,7 @@ impl Server {
             tracing::info!(ca = %ca.display(), "generated a development CA; clients must trust this file");
             let port = https_addr.port();
             println!(
-                "try: curl --cacert {} -H 'Content-Type: application/json' --data @review.json https://localhost:{port}/v1/admit",
+                "try: curl --cacert {} -H 'Content-Type: application/json' --data @examples/review-denied.json https://localhost:{port}/v1/admit",
                 ca.display()
             );
         }
