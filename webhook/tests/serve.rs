@@ -641,6 +641,7 @@ async fn before_the_first_policy_set_is_published_reviews_are_refused() {
         let r = &resp["response"];
         if fail_open {
             assert_eq!(r["allowed"], true, "{resp}");
+            assert_eq!(r["status"]["code"], 299, "{resp}");
             assert_eq!(
                 r["warnings"][0],
                 "tollgate could not evaluate this request: tollgate has not published its policies yet"
@@ -961,6 +962,8 @@ async fn fail_open_admits_what_could_not_be_evaluated_with_a_warning() {
         .admit(&review("v1", "CREATE", Some(reference_pod()), None))
         .await;
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    // Allowed with a warning: Gatekeeper's httpStatusWarning.
+    assert_eq!(resp["response"]["status"]["code"], 299, "{resp}");
     let warning = resp["response"]["warnings"][0].as_str().unwrap();
     assert!(
         warning.starts_with("[slow] not evaluated (fail-open): "),

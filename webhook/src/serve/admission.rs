@@ -73,12 +73,21 @@ fn refuse(uid: &str, code: u16, message: String) -> Answer {
     }
 }
 
+/// Gatekeeper's `httpStatusWarning` (`pkg/webhook/policy.go`): the code of an allowed answer that
+/// carries warnings.
+const CODE_ALLOWED_WITH_WARNINGS: u16 = 299;
+
 fn allow(uid: &str, warnings: Vec<String>) -> Answer {
+    let code = if warnings.is_empty() {
+        200
+    } else {
+        CODE_ALLOWED_WITH_WARNINGS
+    };
     Answer {
         response: answer(
             uid,
             true,
-            Some(json!({"metadata": {}, "code": 200})),
+            Some(json!({"metadata": {}, "code": code})),
             warnings,
         ),
         status: Status::Allow,
