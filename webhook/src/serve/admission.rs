@@ -1,8 +1,8 @@
 //! `POST /v1/admit`: AdmissionReview (v1 or v1beta1) in, AdmissionReview out, in the version
 //! asked, through the engine's one review path.
 //!
-//! A body that is not JSON is the only HTTP error (400; oversized bodies get 413 from the
-//! body limit). Anything that parses gets HTTP 200: a malformed review gets a refusing
+//! A body that is not JSON is the only HTTP error (400; an oversized body never gets here: it
+//! gets 413 from [`super::body`]). Anything that parses gets HTTP 200: a malformed review gets a refusing
 //! response that says what is wrong, with the uid echoed when there is one.
 
 use std::time::{Duration, Instant};

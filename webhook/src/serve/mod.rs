@@ -8,6 +8,7 @@
 //! cluster) feed.
 
 pub mod admission;
+pub mod body;
 pub mod config;
 pub mod files;
 pub mod legacy_hello;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::post;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
@@ -16,6 +17,7 @@ use tollgate_engine::policy_set::BuildOptions;
 use tower_http::timeout::TimeoutLayer;
 
 use super::admission;
+use super::body;
 use super::config::{ServeConfig, TlsSource};
 use super::files::PolicyFiles;
 use super::legacy_hello::RefuseLegacyHello;
@@ -29,11 +31,22 @@ use super::tls;
 /// `object` and `oldObject`.
 pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
+/// Most of an oversized body read (and thrown away) so that its client hears the 413 (see
+/// [`body`]). Past it the connection is closed under the client instead: reading costs TLS
+/// decryption only, nothing is kept, and no honest client comes near it.
+pub const MAX_READ_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 /// The admission routes, testable with `oneshot`.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/admit", post(admission::admit))
+        // The body arrives read whole (within MAX_BODY_BYTES); the extractor's own limit must
+        // not be lower.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body::read_whole,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
