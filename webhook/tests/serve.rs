@@ -10,13 +10,14 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum_server::accept::Accept as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tollgate::serve::config::{EvaluateOn, Exemptions, ServeConfig, TlsSource};
 use tollgate::serve::metrics::Metrics;
 use tollgate::serve::publisher::SourceSnapshot;
-use tollgate::serve::server::{MAX_BODY_BYTES, Server};
+use tollgate::serve::server::{MAX_BODY_BYTES, Server, https_acceptor};
 use tollgate::serve::state::{AdmissionSettings, AppState};
 use tollgate::serve::tls;
 
@@ -1094,24 +1095,28 @@ type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 impl Running {
     /// A TLS connection that offers only `alpn` (`h2` or `http/1.1`), trusting the generated CA.
     async fn tls(&self, alpn: &[u8]) -> Tls {
-        use rustls::pki_types::pem::PemObject as _;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.ca.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
-        let tcp = tokio::net::TcpStream::connect(self.https).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
-        tls
+        tls_connect(self.https, &self.ca, alpn).await
     }
+}
+
+async fn tls_connect(addr: SocketAddr, ca_pem: &str, alpn: &[u8]) -> Tls {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+    tls
 }
 
 /// A JSON document of exactly `len` bytes.
@@ -1300,4 +1305,31 @@ async fn a_body_announced_too_large_is_refused_before_it_is_sent() {
         "{metrics}"
     );
     server.stop().await;
+}
+
+/// The server side of an accepted admission connection, through the acceptor chain the server
+/// runs, has Nagle's algorithm off (`TCP_NODELAY`), as Go servers have: with it on, the
+/// response waits behind the unacknowledged session tickets for the client's delayed ACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_admission_connections_have_nagle_off() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let dev = tls::generate_dev_certificate(&[]).unwrap();
+    let config = tls::server_config(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes(), None).unwrap();
+    let acceptor = https_acceptor(
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
+        Duration::from_secs(10),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tokio::spawn(async move { tls_connect(addr, &dev.ca_pem, b"h2").await });
+    let (tcp, _) = listener.accept().await.unwrap();
+    assert!(
+        !tcp.nodelay().unwrap(),
+        "a fresh socket starts with Nagle on"
+    );
+    let (tls, _) = acceptor.accept(tcp, ()).await.unwrap();
+    assert!(tls.get_ref().0.nodelay().unwrap(), "TCP_NODELAY is not set");
+    client.await.unwrap();
 }

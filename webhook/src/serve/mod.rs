@@ -13,6 +13,7 @@ pub mod config;
 pub mod files;
 pub mod legacy_hello;
 pub mod metrics;
+pub mod nodelay;
 pub mod probes;
 pub mod publisher;
 pub mod server;

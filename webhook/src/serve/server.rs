@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use super::config::{ServeConfig, TlsSource};
 use super::files::PolicyFiles;
 use super::legacy_hello::RefuseLegacyHello;
 use super::metrics::Metrics;
+use super::nodelay::NoDelay;
 use super::probes;
 use super::publisher::{Feed, Publisher, SourceSnapshot};
 use super::state::{AdmissionSettings, AppState};
@@ -52,6 +54,17 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .with_state(state)
+}
+
+/// The HTTPS acceptor chain, outermost first: rustls, the refusal of pre-TLS 1.2 hellos, and
+/// `TCP_NODELAY` on the raw connection.
+pub fn https_acceptor(
+    tls: RustlsConfig,
+    first_bytes_timeout: Duration,
+) -> RustlsAcceptor<NoDelay<RefuseLegacyHello>> {
+    RustlsAcceptor::new(tls).acceptor(NoDelay(RefuseLegacyHello {
+        first_bytes_timeout,
+    }))
 }
 
 /// A server whose listeners are bound; its policy sources start delivering in [`Server::run`].
@@ -214,9 +227,7 @@ impl Server {
         }
         let https_addr = https.local_addr()?;
         let handle: Handle<SocketAddr> = Handle::new();
-        let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(RefuseLegacyHello {
-            first_bytes_timeout: config.request_timeout,
-        });
+        let acceptor = https_acceptor(tls.clone(), config.request_timeout);
         let mut server = axum_server::from_tcp(https)?
             .acceptor(acceptor)
             .handle(handle.clone());
@@ -230,6 +241,12 @@ impl Server {
         let probe_addr = probes.local_addr()?;
         let probe_shutdown = shutdown.clone();
         let probe_app = probes::router(state.clone());
+        // Nagle off here too, for the same reason as on the admission port (see `nodelay`).
+        let probes = probes.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a probe connection");
+            }
+        });
         let probe_task = tokio::spawn(async move {
             axum::serve(probes, probe_app)
                 .with_graceful_shutdown(probe_shutdown.cancelled_owned())
