@@ -701,7 +701,30 @@ _quote(v) := sprintf("%v", [v]) if not is_string(v)
 
 _show_units(n, res) := sprintf("%vm", [n]) if res == "cpu"
 
-_show_units(n, res) := sprintf("%v", [n]) if res == "memory"
+_show_units(n, res) := _memory_text(n) if res == "memory"
+
+# Bytes as a Kubernetes quantity a person reads: the shortest exact text among the largest binary
+# suffix (Ei to Ki) that divides them, the largest decimal one (E to k), and the plain byte count;
+# binary first on a tie, as memory is usually written. 17179869184 reads "16Gi", 2000000000 "2G"
+# (not "1953125Ki"), 1000001 "1000001".
+_memory_text(n) := "0" if n == 0
+
+_memory_text(n) := _unsigned_memory_text(n) if n > 0
+
+_memory_text(n) := concat("", ["-", _unsigned_memory_text(0 - n)]) if n < 0
+
+_unsigned_memory_text(n) := [t | some t in texts; count(t) == shortest][0] if {
+	units := [sprintf("%v%s", [n / unit[1], unit[0]]) | some unit in _memory_units; n % unit[1] == 0]
+	texts := array.concat(units, [sprintf("%v", [n])])
+	shortest := min([count(t) | some t in texts])
+}
+
+_memory_units := [
+	["Ei", 1152921504606846976], ["Pi", 1125899906842624], ["Ti", 1099511627776],
+	["Gi", 1073741824], ["Mi", 1048576], ["Ki", 1024],
+	["E", 1000000000000000000], ["P", 1000000000000000], ["T", 1000000000000],
+	["G", 1000000000], ["M", 1000000], ["k", 1000],
+]
 
 _obj(x) := x if {
 	is_object(x)

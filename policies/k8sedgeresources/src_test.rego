@@ -435,7 +435,50 @@ test_pod_memory_limit_over_allocatable if {
 		{"containers": [_c(sprintf("c%d", [i]), _res("100m", "256Mi", "100m", "1Gi")) | some i in numbers.range(1, 8)]},
 		_tracker_params,
 	)
-	_msgs(results) == {`pod "logistics-tracker": effective memory limit 8589934592 exceeds the allocatable 7516192768 (node 8Gi minus reserved 1Gi)`}
+	_msgs(results) == {`pod "logistics-tracker": effective memory limit 8Gi exceeds the allocatable 7Gi (node 8Gi minus reserved 1Gi)`}
+}
+
+test_pod_memory_over_allocatable_in_binary_units if {
+	params := {"node": {"cpu": "4", "memory": "8Gi"}, "reserved": {"cpu": "500m", "memory": "1Gi"}}
+	results := violation with input as _review({"containers": [_c("a", _res("100m", "16Gi", "100m", "16Gi"))]}, params)
+	_msgs(results) == {
+		`pod "logistics-tracker": effective memory request 16Gi exceeds the allocatable 7Gi (node 8Gi minus reserved 1Gi)`,
+		`pod "logistics-tracker": effective memory limit 16Gi exceeds the allocatable 7Gi (node 8Gi minus reserved 1Gi)`,
+	}
+}
+
+test_pod_memory_over_allocatable_in_bytes_when_no_unit_divides if {
+	params := {"node": {"cpu": "4", "memory": "1M"}}
+	results := violation with input as _review({"containers": [_c("a", _res("100m", "1000001", "100m", "1000001"))]}, params)
+	_msgs(results) == {
+		`pod "logistics-tracker": effective memory request 1000001 exceeds the allocatable 1M (node 1M minus reserved 0)`,
+		`pod "logistics-tracker": effective memory limit 1000001 exceeds the allocatable 1M (node 1M minus reserved 0)`,
+	}
+}
+
+test_memory_text if {
+	cases := {
+		0: "0",
+		1023: "1023",
+		1024: "1Ki",
+		1000: "1k",
+		1000001: "1000001",
+		1024000: "1024k",
+		1000000: "1M",
+		1610612736: "1536Mi",
+		7516192768: "7Gi",
+		17179869184: "16Gi",
+		1500000000: "1500M",
+		2000000000: "2G",
+		2048000: "2048k",
+		6926258176: "6763924Ki",
+		3458764513820540928: "3Ei",
+		-268435456: "-256Mi",
+		-1500: "-1500",
+	}
+	every n, text in cases {
+		_memory_text(n) == text
+	}
 }
 
 test_pod_request_over_allocatable if {

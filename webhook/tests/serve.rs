@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum_server::accept::Accept as _;
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tollgate::serve::config::{EvaluateOn, Exemptions, ServeConfig, TlsSource};
 use tollgate::serve::metrics::Metrics;
 use tollgate::serve::publisher::SourceSnapshot;
-use tollgate::serve::server::Server;
+use tollgate::serve::server::{MAX_BODY_BYTES, Server, https_acceptor};
 use tollgate::serve::state::{AdmissionSettings, AppState};
 use tollgate::serve::tls;
 
@@ -31,6 +34,8 @@ fn config(dir: &Path) -> ServeConfig {
 struct Running {
     https: SocketAddr,
     probes: SocketAddr,
+    /// PEM of the generated CA; empty when the test brings its own certificate.
+    ca: String,
     client: reqwest::Client,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -67,6 +72,7 @@ async fn start(config: ServeConfig) -> Running {
         } else {
             client_trusting(&[&ca])
         },
+        ca,
         shutdown,
         task,
     };
@@ -644,6 +650,7 @@ async fn before_the_first_policy_set_is_published_reviews_are_refused() {
         let r = &resp["response"];
         if fail_open {
             assert_eq!(r["allowed"], true, "{resp}");
+            assert_eq!(r["status"]["code"], 299, "{resp}");
             assert_eq!(
                 r["warnings"][0],
                 "tollgate could not evaluate this request: tollgate has not published its policies yet"
@@ -965,6 +972,8 @@ async fn fail_open_admits_what_could_not_be_evaluated_with_a_warning() {
         .admit(&review("v1", "CREATE", Some(reference_pod()), None))
         .await;
     assert_eq!(resp["response"]["allowed"], true, "{resp}");
+    // Allowed with a warning: Gatekeeper's httpStatusWarning.
+    assert_eq!(resp["response"]["status"]["code"], 299, "{resp}");
     let warning = resp["response"]["warnings"][0].as_str().unwrap();
     assert!(
         warning.starts_with("[slow] not evaluated (fail-open): "),
@@ -1198,4 +1207,250 @@ async fn namespaces_come_from_the_cache_then_a_live_read_then_gatekeepers_500() 
     assert_eq!(admit(ns_object, "Namespace").await["allowed"], true);
     assert_eq!(reads.load(Ordering::SeqCst), before);
     served.abort();
+}
+
+// === clients that write a whole body before they read ===
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+impl Running {
+    /// A TLS connection that offers only `alpn` (`h2` or `http/1.1`), trusting the generated CA.
+    async fn tls(&self, alpn: &[u8]) -> Tls {
+        tls_connect(self.https, &self.ca, alpn).await
+    }
+}
+
+async fn tls_connect(addr: SocketAddr, ca_pem: &str, alpn: &[u8]) -> Tls {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+    tls
+}
+
+/// A JSON document of exactly `len` bytes.
+fn json_of_len(len: usize) -> Bytes {
+    let frame = "{\"apiVersion\": \"\"}";
+    let text = format!("{{\"apiVersion\": \"{}\"}}", "x".repeat(len - frame.len()));
+    assert_eq!(text.len(), len);
+    Bytes::from(text)
+}
+
+fn h1_head(length: usize, extra: &str) -> String {
+    format!(
+        "POST /v1/admit HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n{extra}\r\n"
+    )
+}
+
+/// Reads one HTTP/1.1 response: the status, the head (lower case) and the body (the response
+/// must have a Content-Length, as tollgate's do).
+async fn read_h1_response(
+    tls: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<(u16, String, String)> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if tls.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0; length];
+    tls.read_exact(&mut body).await?;
+    Ok((status, head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Sends one request over HTTP/2 and, only once the whole body is sent (END_STREAM included),
+/// reads the response: what curl does, which reports a reset stream as an error even after a
+/// complete response.
+async fn h2_exchange(
+    send: &h2::client::SendRequest<Bytes>,
+    url: &str,
+    mut body: Bytes,
+) -> Result<(u16, String), String> {
+    let request = axum::http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(())
+        .unwrap();
+    let mut send = send.clone().ready().await.map_err(|e| e.to_string())?;
+    let (response, mut stream) = send
+        .send_request(request, false)
+        .map_err(|e| e.to_string())?;
+    while !body.is_empty() {
+        stream.reserve_capacity(body.len());
+        let granted = std::future::poll_fn(|cx| stream.poll_capacity(cx))
+            .await
+            .ok_or_else(|| format!("the stream closed with {} bytes unsent", body.len()))?
+            .map_err(|e| format!("{e} with {} bytes unsent", body.len()))?;
+        let chunk = body.split_to(granted.min(body.len()));
+        stream
+            .send_data(chunk, body.is_empty())
+            .map_err(|e| e.to_string())?;
+    }
+    let response = response.await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let mut received = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = received.data().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        let _ = received.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
+}
+
+fn names_the_limit(text: &str) -> bool {
+    text.contains(&MAX_BODY_BYTES.to_string())
+}
+
+/// Python's `http.client` writes the whole body, then reads. A server that stops reading at the
+/// limit and closes resets the connection under the client's write, and the 413 is lost. The
+/// body here is far larger than socket buffers past the limit, so only a server that reads the
+/// rest lets the write finish; the connection then serves the next review.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_written_whole_over_http1_gets_its_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let mut tls = server.tls(b"http/1.1").await;
+    let body = json_of_len(3 * MAX_BODY_BYTES);
+    tls.write_all(h1_head(body.len(), "").as_bytes())
+        .await
+        .unwrap();
+    tls.write_all(&body)
+        .await
+        .expect("the whole body is written before anything is read");
+    tls.flush().await.unwrap();
+    let (status, _, text) = read_h1_response(&mut tls)
+        .await
+        .expect("an answer once the body is written");
+    assert_eq!(status, 413, "{text}");
+    assert!(names_the_limit(&text), "{text}");
+
+    let review = serde_json::to_vec(&review("v1", "CREATE", Some(reference_pod()), None)).unwrap();
+    tls.write_all(h1_head(review.len(), "").as_bytes())
+        .await
+        .unwrap();
+    tls.write_all(&review).await.unwrap();
+    let (status, _, text) = read_h1_response(&mut tls).await.unwrap();
+    assert_eq!(
+        status, 200,
+        "the same connection answers the next review: {text}"
+    );
+    let (_, metrics) = server.probe("/metrics").await;
+    assert!(
+        metrics.contains("tollgate_oversized_requests_total{body=\"drained\"} 1\n"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// curl over HTTP/2 sends the whole body before it reads. A server that answers at the limit
+/// and resets the rest of the stream (RST_STREAM NO_ERROR, which the RFC allows) makes curl fail
+/// with "Stream error in the HTTP/2 framing layer" and no response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_written_whole_over_http2_gets_its_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let (send, connection) = h2::client::handshake(server.tls(b"h2").await)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let body = json_of_len(MAX_BODY_BYTES + 5 * 1024 * 1024);
+    let (status, text) = h2_exchange(&send, &server.url(), body)
+        .await
+        .expect("the whole body is sent, then the answer read");
+    assert_eq!(status, 413, "{text}");
+    assert!(names_the_limit(&text), "{text}");
+
+    let review = serde_json::to_vec(&review("v1", "CREATE", Some(reference_pod()), None)).unwrap();
+    let (status, text) = h2_exchange(&send, &server.url(), Bytes::from(review))
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 200,
+        "the same connection answers the next review: {text}"
+    );
+    server.stop().await;
+}
+
+/// A body the server would not read to its end anyway is refused from its Content-Length,
+/// without waiting for it: a client that asks first (`Expect: 100-continue`, as curl does over
+/// HTTP/1.1) hears the 413 instead of a 100 Continue and never sends the body, and one that
+/// announces more than the server discards hears it at once. Both are told the connection
+/// closes, since the body they may still send will not be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_announced_too_large_is_refused_before_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    for (length, extra) in [
+        (MAX_BODY_BYTES + 1, "expect: 100-continue\r\n"),
+        (1 << 30, ""),
+    ] {
+        let mut tls = server.tls(b"http/1.1").await;
+        tls.write_all(h1_head(length, extra).as_bytes())
+            .await
+            .unwrap();
+        let (status, head, text) = read_h1_response(&mut tls).await.unwrap();
+        assert_eq!(status, 413, "{length} {extra:?}: {head}{text}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        assert!(names_the_limit(&text), "{text}");
+    }
+    let (_, metrics) = server.probe("/metrics").await;
+    assert!(
+        metrics.contains("tollgate_oversized_requests_total{body=\"unread\"} 2\n"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// The server side of an accepted admission connection, through the acceptor chain the server
+/// runs, has Nagle's algorithm off (`TCP_NODELAY`), as Go servers have: with it on, the
+/// response waits behind the unacknowledged session tickets for the client's delayed ACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_admission_connections_have_nagle_off() {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let dev = tls::generate_dev_certificate(&[]).unwrap();
+    let config = tls::server_config(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes(), None).unwrap();
+    let acceptor = https_acceptor(
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)),
+        Duration::from_secs(10),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = tokio::spawn(async move { tls_connect(addr, &dev.ca_pem, b"h2").await });
+    let (tcp, _) = listener.accept().await.unwrap();
+    assert!(
+        !tcp.nodelay().unwrap(),
+        "a fresh socket starts with Nagle on"
+    );
+    let (tls, _) = acceptor.accept(tcp, ()).await.unwrap();
+    assert!(tls.get_ref().0.nodelay().unwrap(), "TCP_NODELAY is not set");
+    client.await.unwrap();
 }

@@ -1,8 +1,8 @@
 //! `POST /v1/admit`: AdmissionReview (v1 or v1beta1) in, AdmissionReview out, in the version
 //! asked, through the engine's one review path.
 //!
-//! A body that is not JSON is the only HTTP error (400; oversized bodies get 413 from the
-//! body limit). Anything that parses gets HTTP 200: a malformed review gets a refusing
+//! A body that is not JSON is the only HTTP error (400; an oversized body never gets here: it
+//! gets 413 from [`super::body`]). Anything that parses gets HTTP 200: a malformed review gets a refusing
 //! response that says what is wrong, with the uid echoed when there is one.
 
 use std::time::{Duration, Instant};
@@ -73,12 +73,21 @@ fn refuse(uid: &str, code: u16, message: String) -> Answer {
     }
 }
 
+/// Gatekeeper's `httpStatusWarning` (`pkg/webhook/policy.go`): the code of an allowed answer that
+/// carries warnings.
+const CODE_ALLOWED_WITH_WARNINGS: u16 = 299;
+
 fn allow(uid: &str, warnings: Vec<String>) -> Answer {
+    let code = if warnings.is_empty() {
+        200
+    } else {
+        CODE_ALLOWED_WITH_WARNINGS
+    };
     Answer {
         response: answer(
             uid,
             true,
-            Some(json!({"metadata": {}, "code": 200})),
+            Some(json!({"metadata": {}, "code": code})),
             warnings,
         ),
         status: Status::Allow,

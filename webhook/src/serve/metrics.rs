@@ -98,6 +98,14 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of the oversized request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OversizedLabels {
+    /// `drained`: the rest of the body was read and thrown away, the connection kept; `unread`:
+    /// refused without reading it to its end (an HTTP/1.x connection is closed).
+    pub body: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -127,6 +135,8 @@ pub struct Metrics {
     pub tls_reloads: Family<ReloadLabels, Counter>,
     /// Reviews that ran past the inline budget and were evaluated again on the blocking pool.
     pub moved_to_pool: Counter,
+    /// Requests refused with 413 because the body is over the limit.
+    pub oversized: Family<OversizedLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -244,9 +254,21 @@ impl Metrics {
             "Reviews that ran past --inline-budget on the request task and were evaluated again on the blocking pool",
             moved_to_pool.clone(),
         );
+        let oversized = Family::<OversizedLabels, Counter>::default();
+        registry.register(
+            "tollgate_oversized_requests",
+            "Admission requests refused with 413 because the body is over the limit, by whether the rest of the body was read to its end (drained) or not (unread, connection closed)",
+            oversized.clone(),
+        );
+        for body in ["drained", "unread"] {
+            oversized
+                .get_or_create(&OversizedLabels { body: body.into() })
+                .get();
+        }
         Metrics {
             registry,
             moved_to_pool,
+            oversized,
             requests,
             request_duration,
             templates,

@@ -8,10 +8,12 @@
 //! cluster) feed.
 
 pub mod admission;
+pub mod body;
 pub mod config;
 pub mod files;
 pub mod legacy_hello;
 pub mod metrics;
+pub mod nodelay;
 pub mod probes;
 pub mod publisher;
 pub mod server;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio_util::sync::CancellationToken;
@@ -16,10 +18,12 @@ use tollgate_engine::policy_set::BuildOptions;
 use tower_http::timeout::TimeoutLayer;
 
 use super::admission;
+use super::body;
 use super::config::{ServeConfig, TlsSource};
 use super::files::PolicyFiles;
 use super::legacy_hello::RefuseLegacyHello;
 use super::metrics::Metrics;
+use super::nodelay::NoDelay;
 use super::probes;
 use super::publisher::{Feed, Publisher, SourceSnapshot};
 use super::state::{AdmissionSettings, AppState, ReadinessHold};
@@ -30,16 +34,38 @@ use crate::cluster::namespaces;
 /// `object` and `oldObject`.
 pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
+/// Most of an oversized body read (and thrown away) so that its client hears the 413 (see
+/// [`body`]). Past it the connection is closed under the client instead: reading costs TLS
+/// decryption only, nothing is kept, and no honest client comes near it.
+pub const MAX_READ_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 /// The admission routes, testable with `oneshot`.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/v1/admit", post(admission::admit))
+        // The body arrives read whole (within MAX_BODY_BYTES); the extractor's own limit must
+        // not be lower.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body::read_whole,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
         .with_state(state)
+}
+
+/// The HTTPS acceptor chain, outermost first: rustls, the refusal of pre-TLS 1.2 hellos, and
+/// `TCP_NODELAY` on the raw connection.
+pub fn https_acceptor(
+    tls: RustlsConfig,
+    first_bytes_timeout: Duration,
+) -> RustlsAcceptor<NoDelay<RefuseLegacyHello>> {
+    RustlsAcceptor::new(tls).acceptor(NoDelay(RefuseLegacyHello {
+        first_bytes_timeout,
+    }))
 }
 
 /// A server whose listeners are bound; its policy sources start delivering in [`Server::run`].
@@ -221,9 +247,7 @@ impl Server {
         }
         let https_addr = https.local_addr()?;
         let handle: Handle<SocketAddr> = Handle::new();
-        let acceptor = RustlsAcceptor::new(tls.clone()).acceptor(RefuseLegacyHello {
-            first_bytes_timeout: config.request_timeout,
-        });
+        let acceptor = https_acceptor(tls.clone(), config.request_timeout);
         let mut server = axum_server::from_tcp(https)?
             .acceptor(acceptor)
             .handle(handle.clone());
@@ -237,6 +261,12 @@ impl Server {
         let probe_addr = probes.local_addr()?;
         let probe_shutdown = shutdown.clone();
         let probe_app = probes::router(state.clone());
+        // Nagle off here too, for the same reason as on the admission port (see `nodelay`).
+        let probes = probes.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a probe connection");
+            }
+        });
         let probe_task = tokio::spawn(async move {
             axum::serve(probes, probe_app)
                 .with_graceful_shutdown(probe_shutdown.cancelled_owned())
