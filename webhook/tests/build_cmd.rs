@@ -219,3 +219,43 @@ fn repository_pack_is_in_sync() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `build` compiles what it would write: a schema type the API server refuses, or Rego that
+/// calls an undefined function, fails `build` and `build --check` and writes nothing.
+#[test]
+fn templates_that_do_not_compile_are_never_written_or_passed() {
+    for (what, from, to, expected) in [
+        (
+            "schema",
+            "#           type: string",
+            "#           type: strng",
+            "openAPIV3Schema.properties.labels.items.type: Unsupported value: \"strng\"",
+        ),
+        (
+            "function",
+            "package k8sdemolabels",
+            "package k8sdemolabels\n\nboom if no_such_function(1)",
+            "no_such_function",
+        ),
+    ] {
+        let dir = scratch();
+        let src = dir.path().join("policies/k8sdemolabels/src.rego");
+        let text = std::fs::read_to_string(&src).unwrap();
+        assert!(text.contains(from), "{what}: fixture lacks {from:?}");
+        std::fs::write(&src, text.replacen(from, to, 1)).unwrap();
+        let before = std::fs::read_to_string(dir.path().join(TEMPLATE)).unwrap();
+        for args in [&["build"][..], &["build", "--check"][..]] {
+            let out = tollgate(dir.path()).args(args).output().unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(2), "{what} {args:?}: {stderr}");
+            assert!(
+                stderr.contains("generated template(s) do not compile; nothing was written")
+                    && stderr.contains(expected)
+                    && stderr.contains("(generated from policies/k8sdemolabels/src.rego)"),
+                "{what} {args:?}: {stderr}"
+            );
+        }
+        let after = std::fs::read_to_string(dir.path().join(TEMPLATE)).unwrap();
+        assert_eq!(before, after, "{what}: the template was rewritten");
+    }
+}

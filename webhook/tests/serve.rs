@@ -1454,3 +1454,20 @@ async fn accepted_admission_connections_have_nagle_off() {
     assert!(tls.get_ref().0.nodelay().unwrap(), "TCP_NODELAY is not set");
     client.await.unwrap();
 }
+
+/// `--tls-key` pointing at a certificate names the file and the likely mistake.
+#[test]
+fn a_key_file_holding_a_certificate_is_named_with_the_likely_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = tls::generate_dev_certificate(&[]).unwrap();
+    let cert = dir.path().join("tls.crt");
+    std::fs::write(&cert, &dev.cert_pem).unwrap();
+    let err = tls::load_files(&cert, &cert, None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "failed to parse the private key in {}: no items found (the file holds a CERTIFICATE: are --tls-cert and --tls-key swapped?)",
+            cert.display()
+        )
+    );
+}

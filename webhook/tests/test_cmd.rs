@@ -338,6 +338,10 @@ fn v0_modules_need_v0_compatible() {
     let (code, _, stderr) = test_cmd(&[&fixture("v0")]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("v0/policy.rego:3:"), "{stderr}");
+    assert!(
+        stderr.ends_with("hint: this is Rego v0 syntax (what a template without version: \"v1\" holds); run with --v0-compatible\n"),
+        "{stderr}"
+    );
 }
 
 /// The pinned `opa`: on PATH (CI puts it there) or in the tools cache.

@@ -3,14 +3,15 @@
 //! and reports every template that differs from what would be generated.
 //!
 //! Exit codes: 0 written or in sync; 1 when `--check` finds drift; 2 for errors (unreadable
-//! files, a bad `# METADATA` block, Rego that does not parse), which name the file and line.
+//! files, a bad `# METADATA` block, a generated template that does not compile: a bad schema,
+//! Rego that does not parse or calls an undefined function), which name the file and line.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tollgate_engine::pack_build;
+use tollgate_engine::{PolicySet, Sources, pack_build};
 
 /// Arguments of `build`.
 #[derive(Debug, clap::Args)]
@@ -45,6 +46,26 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!(
             "no policies found: {} has no <policy>/src.rego",
             policies.display()
+        );
+    }
+    // What is written must be a template Gatekeeper would accept: compile each one (schema,
+    // Rego, undefined functions) before anything is written or called up to date.
+    let mut broken = Vec::new();
+    for t in &templates {
+        let mut sources = Sources::default();
+        let compiled = sources
+            .add_text(&t.target.display().to_string(), &t.content)
+            .map_err(|e| e.to_string())
+            .and_then(|()| PolicySet::build(&sources).map_err(|e| e.to_string()));
+        if let Err(e) = compiled {
+            broken.push(format!("{e}\n  (generated from {})", t.source.display()));
+        }
+    }
+    if !broken.is_empty() {
+        anyhow::bail!(
+            "{} generated template(s) do not compile; nothing was written:\n{}",
+            broken.len(),
+            broken.join("\n")
         );
     }
     let mut stale = 0;

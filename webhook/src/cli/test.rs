@@ -113,6 +113,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
+            let text = e.to_string();
+            if !v0_compatible
+                && ["`if` keyword is required", "`contains` keyword is required"]
+                    .iter()
+                    .any(|m| text.contains(m))
+            {
+                // Gatekeeper templates without `version: "v1"` are Rego v0, as is most
+                // library code: the parser's complaint does not say so.
+                eprintln!(
+                    "hint: this is Rego v0 syntax (what a template without version: \"v1\" holds); run with --v0-compatible"
+                );
+            }
             return Ok(ExitCode::from(1));
         }
     };

@@ -34,6 +34,16 @@ pub enum TlsError {
         /// The parser's message.
         message: String,
     },
+    /// PEM content of a named file is not what was expected.
+    #[error("failed to parse the {what} in {path}: {message}")]
+    PemFile {
+        /// `certificate`, `private key` or `client CA`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, and a hint when the mistake is a likely one.
+        message: String,
+    },
     /// rustls refused the material.
     #[error("failed to build the TLS configuration: {0}")]
     Rustls(String),
@@ -153,7 +163,29 @@ pub fn load_files(
     client_ca: Option<&Path>,
 ) -> Result<ServerConfig, TlsError> {
     let ca = client_ca.map(read).transpose()?;
-    server_config(&read(cert)?, &read(key)?, ca.as_deref())
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    server_config(&cert_pem, &key_pem, ca.as_deref()).map_err(|e| match e {
+        TlsError::Pem { what, message } => {
+            let path = match what {
+                "certificate" => cert,
+                "private key" => key,
+                _ => client_ca.unwrap_or(cert),
+            };
+            let swapped = what == "private key"
+                && String::from_utf8_lossy(&key_pem).contains("-----BEGIN CERTIFICATE-----");
+            let hint = if swapped {
+                " (the file holds a CERTIFICATE: are --tls-cert and --tls-key swapped?)"
+            } else {
+                ""
+            };
+            TlsError::PemFile {
+                what,
+                path: path.to_path_buf(),
+                message: format!("{message}{hint}"),
+            }
+        }
+        other => other,
+    })
 }
 
 /// Polls the certificate and key files and swaps a new configuration in when their content
