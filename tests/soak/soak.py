@@ -126,9 +126,10 @@ def set_limit(res, value):
 
 LATEST = "tracker-image-tag"
 
-# (name, body, expected: (http status, allowed, code, denying constraints, warning constraints))
+# (name, body, expected: (http status, allowed, code, denying constraints, warning constraints));
+# an allowed answer with warnings has code 299, as Gatekeeper's webhook sends
 CASES = [
-    ("reference pod", review(REFERENCE_POD), (200, True, 200, set(), {LATEST})),
+    ("reference pod", review(REFERENCE_POD), (200, True, 299, set(), {LATEST})),
     ("pinned tag", review(pod_with(set_image("registry.example.com/logistics-tracker:1.4.2"))),
      (200, True, 200, set(), set())),
     ("runtime class runc", review(pod_with(lambda p: p["spec"].__setitem__("runtimeClassName", "runc"))),
@@ -143,8 +144,8 @@ CASES = [
      (200, False, 403, {"tracker-allowed-registries"}, set())),
     ("look-alike registry", review(pod_with(set_image("registry.example.com.evil.io/tracker:1"))),
      (200, False, 403, {"tracker-allowed-registries"}, set())),
-    ("v1beta1 review", review(REFERENCE_POD, version="v1beta1"), (200, True, 200, set(), {LATEST})),
-    ("deployment", review(deployment(REFERENCE_POD)), (200, True, 200, set(), {LATEST})),
+    ("v1beta1 review", review(REFERENCE_POD, version="v1beta1"), (200, True, 299, set(), {LATEST})),
+    ("deployment", review(deployment(REFERENCE_POD)), (200, True, 299, set(), {LATEST})),
     ("deployment of a runc pod",
      review(deployment(pod_with(lambda p: p["spec"].__setitem__("runtimeClassName", "runc")))),
      (200, False, 403, {"tracker-runtime-class"}, {LATEST})),
