@@ -2,7 +2,12 @@
 //! the server's state (the data snapshot, readiness) and, later, the policy publisher; the
 //! engine never sees a client.
 
+pub mod crd;
+pub mod leader;
 pub mod namespaces;
+pub mod policies;
+pub mod status;
+pub mod watch;
 
 use anyhow::Context as _;
 

@@ -107,6 +107,7 @@ impl PolicyFiles {
         SourceSnapshot {
             documents,
             problems,
+            revision: 0,
         }
     }
 

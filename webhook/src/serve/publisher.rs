@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tollgate_engine::Sources;
 use tollgate_engine::ingest::{Ingested, Ingester, Layer};
 use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::{PolicyError, PolicySet, Sources};
 
 use super::state::{AppState, PolicyReport};
 
@@ -25,6 +25,76 @@ pub struct SourceSnapshot {
     pub documents: Sources,
     /// Problems reading them (a file that does not parse), reported beside ingestion's.
     pub problems: Vec<String>,
+    /// Counts up with each snapshot a source sends, so it can tell when one was published.
+    pub revision: u64,
+}
+
+/// A problem with one object, as the cluster's status objects report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectProblem {
+    /// The source that gave the object.
+    pub source: String,
+    /// `ConstraintTemplate`, a constraint kind or `ExpansionTemplate`.
+    pub kind: String,
+    /// Its `metadata.name`.
+    pub name: String,
+    /// Gatekeeper's error code: `ingest_error` for Rego, `create_error` for the rest.
+    pub code: &'static str,
+    /// The whole message.
+    pub message: String,
+    /// Where in the object, when the error says (`spec.targets[0].rego:3:7`).
+    pub location: Option<String>,
+    /// A previous version of the object is still enforced.
+    pub kept_last_good: bool,
+}
+
+impl ObjectProblem {
+    fn new(source: &str, error: &PolicyError, kept_last_good: bool) -> Option<Self> {
+        let subject = error.subject()?;
+        let (code, location) = match error {
+            PolicyError::Rego { field, message, .. } => {
+                ("ingest_error", rego_location(field, message))
+            }
+            _ => ("create_error", None),
+        };
+        // The object is the status's own: its origin would only repeat it.
+        let message = error.to_string();
+        let message = message
+            .strip_prefix(&format!("{subject}: "))
+            .unwrap_or(&message)
+            .to_string();
+        Some(ObjectProblem {
+            source: source.to_string(),
+            kind: subject.kind.clone(),
+            name: subject.name.clone(),
+            code,
+            message,
+            location,
+            kept_last_good,
+        })
+    }
+}
+
+/// regorus points at `<file>.rego:<line>:<column>`; the status names the template's field.
+fn rego_location(field: &str, message: &str) -> Option<String> {
+    let at = message.find("--> ")? + 4;
+    let rest = &message[at..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    let mut parts = rest[..end].rsplitn(3, ':');
+    let column: u32 = parts.next()?.parse().ok()?;
+    let line: u32 = parts.next()?.parse().ok()?;
+    Some(format!("{field}:{line}:{column}"))
+}
+
+/// What one publication was made of and what came of it: the cluster's status writer reads it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The published set.
+    pub set: Arc<PolicySet>,
+    /// Each source's snapshot that went into it, by source name.
+    pub sources: Vec<(String, Arc<SourceSnapshot>)>,
+    /// The problems of single objects.
+    pub problems: Vec<ObjectProblem>,
 }
 
 /// A source's line to the publisher.
@@ -51,6 +121,7 @@ pub struct Publisher {
     names: Vec<String>,
     tx: mpsc::UnboundedSender<(usize, SourceSnapshot)>,
     rx: mpsc::UnboundedReceiver<(usize, SourceSnapshot)>,
+    outcomes: watch::Sender<Option<Arc<Outcome>>>,
 }
 
 impl Publisher {
@@ -64,7 +135,13 @@ impl Publisher {
             names: Vec::new(),
             tx,
             rx,
+            outcomes: watch::Sender::new(None),
         }
+    }
+
+    /// Each publication's [`Outcome`], newest only.
+    pub fn outcomes(&self) -> watch::Receiver<Option<Arc<Outcome>>> {
+        self.outcomes.subscribe()
     }
 
     /// Registers a source ranking above every source registered before it; readiness waits
@@ -90,6 +167,7 @@ impl Publisher {
             names,
             tx,
             mut rx,
+            outcomes,
         } = self;
         drop(tx);
         let mut latest: Vec<Option<Arc<SourceSnapshot>>> = vec![None; names.len()];
@@ -107,11 +185,12 @@ impl Publisher {
             while let Ok((rank, snapshot)) = rx.try_recv() {
                 latest[rank] = Some(Arc::new(snapshot));
             }
-            let layers: Vec<(String, Arc<SourceSnapshot>)> = names
+            let sources: Vec<(String, Arc<SourceSnapshot>)> = names
                 .iter()
                 .zip(&latest)
                 .filter_map(|(n, s)| s.as_ref().map(|s| (n.clone(), Arc::clone(s))))
                 .collect();
+            let layers = sources.clone();
             let started = Instant::now();
             let ingested = tokio::task::spawn_blocking(move || {
                 let borrowed: Vec<Layer<'_>> = layers
@@ -150,14 +229,16 @@ impl Publisher {
                 .collect();
             let is_reload = published_once;
             published_once |= waiting_for.is_empty();
-            publish(
+            let outcome = publish(
                 &state,
                 ingested,
                 read_problems,
                 waiting_for,
                 is_reload,
                 started,
+                sources,
             );
+            outcomes.send_replace(Some(Arc::new(outcome)));
         }
     }
 }
@@ -169,7 +250,8 @@ fn publish(
     waiting_for: Vec<String>,
     is_reload: bool,
     started: Instant,
-) {
+    sources: Vec<(String, Arc<SourceSnapshot>)>,
+) -> Outcome {
     let Ingested {
         set,
         problems,
@@ -213,9 +295,19 @@ fn publish(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "policy set published"
     );
-    state.policies.store(Some(Arc::new(set)));
+    let object_problems = problems
+        .iter()
+        .filter_map(|p| ObjectProblem::new(&p.source, &p.error, p.kept_last_good))
+        .collect();
+    let set = Arc::new(set);
+    state.policies.store(Some(Arc::clone(&set)));
     state.policy_report.store(Arc::new(PolicyReport {
         waiting_for,
         problems: lines,
     }));
+    Outcome {
+        set,
+        sources,
+        problems: object_problems,
+    }
 }

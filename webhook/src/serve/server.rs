@@ -68,11 +68,20 @@ pub fn https_acceptor(
     }))
 }
 
+/// What `--cluster` runs: the client, the readiness it holds, and its policy source's feed.
+struct ClusterParts {
+    client: kube::Client,
+    config: crate::cluster::ClusterConfig,
+    namespaces_listed: ReadinessHold,
+    policies_listed: ReadinessHold,
+    feed: Feed,
+}
+
 /// A server whose listeners are bound; its policy sources start delivering in [`Server::run`].
 pub struct Server {
     config: ServeConfig,
     state: AppState,
-    cluster: Option<(kube::Client, ReadinessHold)>,
+    cluster: Option<ClusterParts>,
     publisher: Publisher,
     pack: Option<Feed>,
     files: Option<Feed>,
@@ -107,12 +116,12 @@ impl Server {
             },
             Arc::clone(&metrics),
         );
-        let cluster = match &config.cluster {
+        let cluster_client = match &config.cluster {
             None => None,
             Some(_) => {
                 let client = crate::cluster::client().await?;
                 state.namespace_reader = Some(namespaces::live_reader(client.clone()));
-                Some((client, state.hold_readiness("the cluster's Namespaces")))
+                Some(client)
             }
         };
         let mut publisher = Publisher::new(
@@ -128,6 +137,19 @@ impl Server {
         let pack = (config.policies.is_empty() || config.with_embedded_pack)
             .then(|| publisher.feed("pack"));
         let files = (!config.policies.is_empty()).then(|| publisher.feed("files"));
+        // The cluster ranks highest: a template applied with kubectl wins over a file's.
+        let cluster = match (cluster_client, &config.cluster) {
+            (Some(client), Some(cluster_config)) => Some(ClusterParts {
+                client,
+                config: cluster_config.clone(),
+                namespaces_listed: state.hold_readiness("the cluster's Namespaces"),
+                policies_listed: state.hold_readiness(
+                    "the cluster's ConstraintTemplates, constraints and ExpansionTemplates",
+                ),
+                feed: publisher.feed(crate::cluster::policies::SOURCE),
+            }),
+            _ => None,
+        };
         let (server_config, dev_ca) = match &config.tls {
             TlsSource::Files { cert, key } => (
                 tls::load_files(cert, key, config.client_ca.as_deref())?,
@@ -217,16 +239,19 @@ impl Server {
             dev_ca,
         } = self;
         // Policies compile while the listeners start; readiness waits for both.
+        let outcomes = publisher.outcomes();
         tokio::spawn(publisher.run(shutdown.clone()));
         if let Some(feed) = pack {
             feed.send(match crate::pack::sources() {
                 Ok(documents) => SourceSnapshot {
                     documents,
                     problems: Vec::new(),
+                    revision: 0,
                 },
                 Err(e) => SourceSnapshot {
                     documents: Default::default(),
                     problems: vec![e.to_string()],
+                    revision: 0,
                 },
             });
         }
@@ -237,13 +262,40 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        if let Some((client, hold)) = cluster {
-            tokio::spawn(namespaces::watch(
+        let mut leader = None;
+        if let Some(parts) = cluster {
+            let ClusterParts {
                 client,
+                config: cluster_config,
+                namespaces_listed,
+                policies_listed,
+                feed,
+            } = parts;
+            tokio::spawn(namespaces::watch(
+                client.clone(),
                 state.clone(),
-                hold,
+                namespaces_listed,
                 shutdown.clone(),
             ));
+            tokio::spawn(crate::cluster::policies::run(
+                client.clone(),
+                state.clone(),
+                feed,
+                policies_listed,
+                outcomes.clone(),
+                shutdown.clone(),
+            ));
+            tokio::spawn(crate::cluster::status::run(
+                client.clone(),
+                cluster_config.clone(),
+                outcomes,
+                shutdown.clone(),
+            ));
+            leader = Some(tokio::spawn(crate::cluster::leader::run(
+                client,
+                cluster_config,
+                shutdown.clone(),
+            )));
         }
         let https_addr = https.local_addr()?;
         let handle: Handle<SocketAddr> = Handle::new();
@@ -308,6 +360,14 @@ impl Server {
         served.context("HTTPS server failed")?;
         if let Ok(Err(e)) = probe_task.await {
             tracing::warn!(error = %e, "probe server stopped with an error");
+        }
+        // The status leader gives its Lease up, so another replica takes over at once.
+        if let Some(leader) = leader
+            && tokio::time::timeout(Duration::from_secs(5), leader)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the status Lease was not given up in time; it will expire");
         }
         tracing::info!("stopped");
         Ok(())
