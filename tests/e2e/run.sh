@@ -61,7 +61,7 @@ show_logs() {
 
 cleanup() {
   local name
-  for name in tollgate tollgate-unreachable kube-apiserver etcd; do stop "$name"; done
+  for name in tollgate tollgate-b tollgate-unreachable api-proxy kube-apiserver etcd; do stop "$name"; done
   if [ -n "${E2E_KEEP:-}" ]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -317,6 +317,10 @@ webhooks:
           values: [kube-system, $TOLLGATE_NS]
         - key: admission.gatekeeper.sh/ignore
           operator: DoesNotExist
+    # tollgate's own writes in cluster mode (constraint CRDs, status) never wait on tollgate.
+    matchConditions:
+      - name: not-tollgate
+        expression: "request.userInfo.username != 'system:serviceaccount:$TOLLGATE_NS:tollgate'"
 EOF
 kc apply -f "$W/objects/webhook.yaml"
 [ $RC -eq 0 ] || { explain; fatal "register the ValidatingWebhookConfiguration"; }
@@ -442,11 +446,22 @@ helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" --set cluster.e
   >"$W/objects/chart-cluster.yaml" 2>"$W/err" || fatal "helm template --set cluster.enabled=true"
 python3 -c '
 import sys, yaml
-keep = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+keep = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "CustomResourceDefinition"}
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] in keep]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "$W/objects/chart-cluster.yaml" "$W/objects/cluster-rbac.yaml"
 kc apply -f "$W/objects/cluster-rbac.yaml"
-[ $RC -eq 0 ] || { explain; fatal "apply the chart's RBAC"; }
+[ $RC -eq 0 ] || { explain; fatal "apply the chart's RBAC and Gatekeeper's CRDs"; }
+for crd in constrainttemplates.templates.gatekeeper.sh expansiontemplate.expansion.gatekeeper.sh \
+  constrainttemplatepodstatuses.status.gatekeeper.sh constraintpodstatuses.status.gatekeeper.sh; do
+  WATCH=kube-apiserver wait_for "CRD $crd Established" kubectl wait --for condition=Established --timeout 5s "crd/$crd" ||
+    fatal "the chart's CRD $crd is not Established"
+done
+GK_MOD="$(go env GOMODCACHE)/github.com/open-policy-agent/gatekeeper/v3@v3.23.0"
+[ -d "$GK_MOD/test/bats/tests/templates" ] || fatal "Gatekeeper v3.23.0 module missing at $GK_MOD (tests/e2e/install-tools.sh downloads it)"
+CRD_ORACLE=$(bash "$ROOT/tests/crd-oracle/install.sh" | tail -n 1) || fatal "build tollgate-crd-oracle"
+# tollgate reaches the API server through a proxy the partition step can stop.
+API_PROXY_PORT=$(free_port)
+start api-proxy python3 "$E2E/tcp_proxy.py" "$API_PROXY_PORT" "$API_PORT"
 kc create token tollgate -n "$TOLLGATE_NS" --duration 2h
 [ $RC -eq 0 ] || { explain; fatal "create a token for tollgate's ServiceAccount"; }
 SA_TOKEN=$OUT
@@ -456,7 +471,7 @@ cluster_kubeconfig() { # server-url file
     "users:" "  - name: tollgate" "    user: {token: \"$SA_TOKEN\"}" "contexts:" "  - name: e2e" \
     "    context: {cluster: e2e, user: tollgate}" "current-context: e2e" >"$2"
 }
-cluster_kubeconfig "https://127.0.0.1:$API_PORT" "$W/tollgate-kubeconfig"
+cluster_kubeconfig "https://127.0.0.1:$API_PROXY_PORT" "$W/tollgate-kubeconfig"
 mkdir -p "$W/cluster-policies"
 cp "$E2E"/manifests/namespace-selector/*.yaml "$W/cluster-policies/"
 # No controller-manager here: each namespace gets the `default` ServiceAccount that the
@@ -470,7 +485,7 @@ namespace_yaml() { # name [team]
 kc apply -f "$W/objects/team-namespaces.yaml"
 [ $RC -eq 0 ] || { explain; fatal "create the payments and open namespaces"; }
 stop tollgate
-KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" SERVICE_ACCOUNT_NAME=tollgate \
+KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
   start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate --cluster did not come up"
 pass "tollgate --cluster ready as system:serviceaccount:$TOLLGATE_NS:tollgate: $(curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | head -n 1)"
 
@@ -522,6 +537,9 @@ else
   fail "review for a Pod in a missing Namespace: want 'False 500 failed to create augmentedReview: namespaces \"missing\" not found', got '$got'"
 fi
 
+echo "--- cluster mode: ConstraintTemplates and constraints from the API server"
+source "$E2E/cluster-policies.sh"
+
 # kube-apiserver restarted: enforcement never lapses (the cache answers), and tollgate resyncs.
 review payments >"$W/objects/review-payments.json"   # kubectl needs the API server to build it
 stop kube-apiserver
@@ -530,6 +548,12 @@ if [[ "$got" == 'False 403 [need-owner] Pod "direct" is denied in a namespace of
   pass "kube-apiserver down: a Pod in payments still refused by [need-owner] from the cache"
 else
   fail "kube-apiserver down: a Pod in payments still refused by [need-owner] from the cache (got '$got')"
+fi
+got=$(cm_direct "$TOLLGATE_PORT")
+if [[ "$got" == "False 403 [cm-need-owner]"* ]]; then
+  pass "kube-apiserver down: the cluster's constraint cm-need-owner still enforced"
+else
+  fail "kube-apiserver down: the cluster's constraint cm-need-owner still enforced (got '$got')"
 fi
 start_apiserver
 WATCH=kube-apiserver STEP_TIMEOUT=60 wait_for "kube-apiserver /readyz after the restart" kubectl get --raw /readyz ||
@@ -546,6 +570,15 @@ else
 fi
 restarts=$(curl -s "http://127.0.0.1:$PROBE_PORT/metrics" | awk '/^tollgate_watch_restarts_total\{resource="namespaces"\}/ {print $2}')
 echo "    Namespace watch restarts counted: ${restarts:-0}"
+still_enforced() { cm_refused; }
+if STEP_TIMEOUT=60 wait_for "cm-need-owner after the restart" still_enforced; then
+  pass "after the kube-apiserver restart the cluster's constraint is still enforced (the relist published no empty set)"
+else
+  fail "after the kube-apiserver restart the cluster's constraint is still enforced"
+fi
+
+echo "--- cluster mode: partition, two replicas, Gatekeeper's templates, garbage collection"
+source "$E2E/cluster-failover.sh"
 
 # An API server that cannot be reached at start: tollgate serves, but is not ready.
 cluster_kubeconfig "https://127.0.0.1:$(free_port)" "$W/unreachable-kubeconfig"
@@ -554,7 +587,7 @@ start tollgate-unreachable env KUBECONFIG="$W/unreachable-kubeconfig" POD_NAMESP
   "$TOLLGATE_BIN" serve --listen "127.0.0.1:$(free_port)" --probe-listen "127.0.0.1:$UNREACHABLE_PROBE" \
   --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" --cluster
 # Not ready for the cluster's sake alone: the files and the pack are published meanwhile.
-unready() { [ "$(curl -s "http://127.0.0.1:$UNREACHABLE_PROBE/readyz")" = "not ready: waiting for the cluster's Namespaces" ]; }
+unready() { [[ "$(curl -s "http://127.0.0.1:$UNREACHABLE_PROBE/readyz")" == "not ready: waiting for cluster"* ]]; }
 if WATCH=tollgate-unreachable wait_for "tollgate with an unreachable API server to answer /readyz" unready; then
   pass "API server unreachable at start: /readyz says $(curl -s "http://127.0.0.1:$UNREACHABLE_PROBE/readyz")"
 else

@@ -357,11 +357,13 @@ mod tests {
             );
             return;
         };
+        // The Go raw string splices its backticks in as `+"`"+`.
         let start = constant.find("const matchYAML = `\n").unwrap() + 20;
-        let end = start + constant[start..].find('`').unwrap();
+        let spliced = constant[start..].replace("`+\"`\"+`", "\u{1}");
+        let go = spliced[..spliced.find('`').unwrap()].replace('\u{1}', "`");
         let ours = include_str!("match_crd.yaml");
         let ours = &ours[ours.find("---").unwrap()..];
-        assert_eq!(ours, &constant[start..end]);
+        assert_eq!(ours, go);
     }
 
     fn gatekeeper_file(path: &str) -> Option<String> {

@@ -392,3 +392,142 @@ fn same(a: &Sources, b: &Sources) -> bool {
     };
     values(a) == values(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(name: &str, kind: &str) -> Value {
+        json!({
+            "apiVersion": "templates.gatekeeper.sh/v1beta1",
+            "kind": "ConstraintTemplate",
+            "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 1,
+                         "resourceVersion": "1", "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"crd": {"spec": {"names": {"kind": kind}}},
+                     "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package x"}]},
+        })
+    }
+
+    fn crd(kind: &str, established: bool) -> Value {
+        json!({
+            "metadata": {"name": crd::crd_name(kind)},
+            "spec": {"group": crd::GROUP, "names": {"kind": kind}},
+            "status": {"conditions": [{"type": "Established",
+                                       "status": if established { "True" } else { "False" }}]},
+        })
+    }
+
+    fn listed() -> Known {
+        let mut known = Known::default();
+        known.update(Change::Listed(
+            Watched::Templates,
+            vec![template("k8sa", "K8sA"), template("k8sb", "K8sB")],
+        ));
+        known.update(Change::Listed(Watched::Expansions, vec![]));
+        known.update(Change::Listed(
+            Watched::ConstraintCrds,
+            vec![crd("K8sA", true), crd("K8sB", false)],
+        ));
+        known
+    }
+
+    fn template_names(known: &Known) -> Vec<String> {
+        known
+            .snapshot()
+            .map(|s| {
+                s.templates
+                    .iter()
+                    .map(|d| name_of(&d.value).to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn nothing_is_sent_before_templates_expansions_and_crds_are_listed() {
+        let mut known = Known::default();
+        known.update(Change::Listed(
+            Watched::Templates,
+            vec![template("k8sa", "K8sA")],
+        ));
+        assert!(known.snapshot().is_none());
+        known.update(Change::Listed(Watched::Expansions, vec![]));
+        assert!(known.snapshot().is_none(), "CRDs not listed yet");
+        known.update(Change::Listed(Watched::ConstraintCrds, vec![]));
+        assert_eq!(template_names(&known), ["k8sa"]);
+    }
+
+    #[test]
+    fn a_relist_replaces_what_was_known_so_deletions_missed_in_an_outage_apply() {
+        let mut known = listed();
+        assert_eq!(template_names(&known), ["k8sa", "k8sb"]);
+        known.update(Change::Listed(
+            Watched::Templates,
+            vec![template("k8sa", "K8sA")],
+        ));
+        assert_eq!(template_names(&known), ["k8sa"]);
+    }
+
+    #[test]
+    fn status_and_bookkeeping_changes_leave_the_snapshot_unchanged() {
+        let mut known = listed();
+        let before = known.snapshot().unwrap();
+        let mut changed = template("k8sa", "K8sA");
+        changed["metadata"]["resourceVersion"] = json!("2");
+        changed["status"] = json!({"created": true});
+        known.update(Change::Applied(Watched::Templates, changed));
+        let after = known.snapshot().unwrap();
+        assert!(same(&before, &after));
+        let value = &after.templates[0].value;
+        assert!(value.get("status").is_none());
+        assert!(value["metadata"].get("managedFields").is_none());
+        assert_eq!(
+            value["metadata"]["uid"], "uid-k8sa",
+            "status objects report the uid"
+        );
+    }
+
+    #[test]
+    fn constraints_are_watched_for_templates_whose_crd_is_established() {
+        let mut known = listed();
+        assert_eq!(known.wanted_kinds(), BTreeSet::from(["K8sA".to_string()]));
+        known.update(Change::Applied(Watched::ConstraintCrds, crd("K8sB", true)));
+        assert_eq!(known.wanted_kinds().len(), 2);
+        // The template goes: its constraints are no longer watched, whatever the CRD.
+        known.update(Change::Deleted(Watched::Templates, "k8sb".into()));
+        assert_eq!(known.wanted_kinds(), BTreeSet::from(["K8sA".to_string()]));
+        // The CRD goes (garbage collection): same.
+        known.update(Change::Deleted(
+            Watched::ConstraintCrds,
+            crd::crd_name("K8sA"),
+        ));
+        assert!(known.wanted_kinds().is_empty());
+    }
+
+    #[test]
+    fn constraints_are_in_the_snapshot_once_their_watch_lists_them() {
+        let mut known = listed();
+        known.constraints.insert(
+            "K8sA".into(),
+            KindWatch {
+                stop: CancellationToken::new(),
+                listed: false,
+                objects: BTreeMap::new(),
+            },
+        );
+        let constraint = json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+                                "kind": "K8sA", "metadata": {"name": "c1"}, "spec": {}});
+        known.update(Change::Listed(
+            Watched::Constraints("K8sA".into()),
+            vec![constraint],
+        ));
+        assert!(known.constraints["K8sA"].listed);
+        let snapshot = known.snapshot().unwrap();
+        assert_eq!(snapshot.constraints.len(), 1);
+        assert_eq!(
+            snapshot.constraints[0].origin.file, "cluster:k8sa/c1",
+            "the origin names the object"
+        );
+    }
+}
