@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{
-    CONSTRAINT_KIND_LABEL, CONSTRAINT_NAME_LABEL, TEMPLATE_LABEL, constraint_status_resource,
-    field_manager, template_status_resource,
+    CONSTRAINT_KIND_LABEL, CONSTRAINT_NAME_LABEL, SHADOWS_CODE, TEMPLATE_LABEL,
+    constraint_status_resource, field_manager, template_status_resource,
 };
 use super::{ClusterConfig, crd, policies::template_kind, watch as watched};
 
@@ -219,10 +219,12 @@ async fn fold(client: &kube::Client, config: &ClusterConfig) -> Result<(), kube:
         let name = template.metadata.name.as_deref().unwrap_or_default();
         let statuses = by_template.get(name).map(Vec::as_slice).unwrap_or_default();
         let entries = by_pod(statuses, "templateUID", template.metadata.uid.as_deref());
+        // Gatekeeper: created when one pod reports no error. Overriding a local template is
+        // tollgate's note, not an error.
         let created = entries.iter().any(|e| {
             e.get("errors")
                 .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty)
+                .is_none_or(|errors| errors.iter().all(|e| e["code"] == SHADOWS_CODE))
         });
         let current = template.data.get("status");
         let want_by_pod = json!(entries);

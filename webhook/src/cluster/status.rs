@@ -30,6 +30,10 @@ pub const CONSTRAINT_NAME_LABEL: &str = "internal.gatekeeper.sh/constraint-name"
 /// The constraint's kind.
 pub const CONSTRAINT_KIND_LABEL: &str = "internal.gatekeeper.sh/constraint-kind";
 
+/// The code of the note on a cluster template that overrides a file or pack template. It is
+/// not a failure: `created` stays true (see `leader.rs`).
+pub const SHADOWS_CODE: &str = "overrides_local_template";
+
 /// What this replica does, in Gatekeeper's `operations` vocabulary.
 const OPERATIONS: [&str; 2] = ["status", "webhook"];
 
@@ -143,9 +147,24 @@ pub fn desired(outcome: &Outcome, config: &ClusterConfig, owner: Option<&Value>)
             continue;
         };
         let mut errors = errors_of(problems_of("ConstraintTemplate", name).into_iter());
+        // A file or pack template of the same name loses to this one: said here too, so the
+        // conflict is seen from kubectl as well as in tollgate's log.
+        for shadowed in outcome.problems.iter().filter(|p| {
+            p.kind == "ConstraintTemplate"
+                && p.name == name
+                && p.shadowed_by.as_deref() == Some(SOURCE)
+        }) {
+            errors.push(json!({
+                "code": SHADOWS_CODE,
+                "message": format!(
+                    "{} also defines ConstraintTemplate {name:?} ({}); this one, from the cluster, is enforced instead",
+                    shadowed.source, shadowed.origin
+                ),
+            }));
+        }
         match crd::constraint_crd(template) {
             Err(e) => errors.push(json!({"code": "create_error", "message": e.to_string()})),
-            Ok(mut crd) if errors.is_empty() => {
+            Ok(mut crd) if errors.iter().all(|e| e["code"] == SHADOWS_CODE) => {
                 crd["metadata"]["ownerReferences"] = json!([{
                     "apiVersion": template.get("apiVersion").cloned().unwrap_or(json!("templates.gatekeeper.sh/v1beta1")),
                     "kind": "ConstraintTemplate",

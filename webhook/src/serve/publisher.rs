@@ -46,6 +46,10 @@ pub struct ObjectProblem {
     pub location: Option<String>,
     /// A previous version of the object is still enforced.
     pub kept_last_good: bool,
+    /// The source whose object of the same kind and name is enforced instead of this one.
+    pub shadowed_by: Option<String>,
+    /// Where the object was read (file and document, or the cluster object).
+    pub origin: String,
 }
 
 impl ObjectProblem {
@@ -71,6 +75,11 @@ impl ObjectProblem {
             message,
             location,
             kept_last_good,
+            origin: subject.origin.to_string(),
+            shadowed_by: match error {
+                PolicyError::Shadowed { by_source, .. } => Some(by_source.clone()),
+                _ => None,
+            },
         })
     }
 }
