@@ -152,4 +152,7 @@ install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
 install_schemas
 install_etcd
 install_kube
+# The constraint CRD oracle (Gatekeeper's own CRD generation, tests/crd-oracle) the e2e compares
+# tollgate's CRDs with: hash-stamped, rebuilt only when its sources change.
+TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../crd-oracle/install.sh" >/dev/null
 echo "$BIN"
