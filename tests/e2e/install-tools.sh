@@ -7,7 +7,7 @@
 set -euo pipefail
 # chart_assert.py reads YAML with PyYAML (in the machine image; installed here if missing).
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet 'pyyaml==6.0.3' >&2
-K8S_VERSION=v1.30.14          # kube-apiserver and kubectl (the seed's edge nodes run K3s 1.30)
+K8S_VERSION=v1.30.14          # kube-apiserver, kubectl, kube-controller-manager (the seed's edge nodes run K3s 1.30)
 ETCD_VERSION=v3.5.21          # the etcd line Kubernetes 1.30 is tested with
 HELM_VERSION=v3.19.0
 HELM_KUBE_MINOR=34           # helm v3.19.0 is built with k8s.io/client-go v0.34
@@ -55,12 +55,16 @@ install_etcd() {
   stamp etcd "$ETCD_VERSION"
 }
 
-# kube-apiserver and kubectl from k8s.io/kubernetes: its go.mod requires every k8s.io/* staging
-# module at v0.0.0 and replaces it by ./staging/src/...; here each is replaced by the published
-# module of the same release (v1.30.14 -> v0.30.14).
+# kube-apiserver, kubectl and kube-controller-manager from k8s.io/kubernetes: its go.mod requires
+# every k8s.io/* staging module at v0.0.0 and replaces it by ./staging/src/...; here each is replaced
+# by the published module of the same release (v1.30.14 -> v0.30.14). Only the tools whose stamp is
+# missing are built (adding one to the list does not rebuild the others).
+KUBE_TOOLS=(kube-apiserver kubectl kube-controller-manager)
 install_kube() {
-  if have kube-apiserver "$K8S_VERSION" && have kubectl "$K8S_VERSION"; then return 0; fi
-  echo "installing kube-apiserver and kubectl $K8S_VERSION from k8s.io/kubernetes" >&2
+  local missing=() t
+  for t in "${KUBE_TOOLS[@]}"; do have "$t" "$K8S_VERSION" || missing+=("$t"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "installing ${missing[*]} $K8S_VERSION from k8s.io/kubernetes" >&2
   local d="$WORK/kubernetes" staging_version="v0.${K8S_VERSION#v1.}" gomod
   new_module "$d"
   gomod=$(cd "$d" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
@@ -79,11 +83,11 @@ install_kube() {
   done
   (cd "$d" && export GOFLAGS=-mod=mod &&
     go mod edit "${args[@]}" &&
-    go get "k8s.io/kubernetes@$K8S_VERSION" >&2 &&
-    "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2 &&
-    "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl >&2)
-  stamp kube-apiserver "$K8S_VERSION"
-  stamp kubectl "$K8S_VERSION"
+    go get "k8s.io/kubernetes@$K8S_VERSION" >&2)
+  for t in "${missing[@]}"; do
+    (cd "$d" && GOFLAGS=-mod=mod "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$BIN/$t" "k8s.io/kubernetes/cmd/$t" >&2)
+    stamp "$t" "$K8S_VERSION"
+  done
 }
 
 # kubeconform needs standalone schemas; kubernetes-validate ships "local-strict" ones whose $refs
@@ -152,4 +156,7 @@ install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
 install_schemas
 install_etcd
 install_kube
+# The constraint CRD oracle (Gatekeeper's own CRD generation, tests/crd-oracle) the e2e compares
+# tollgate's CRDs with: hash-stamped, rebuilt only when its sources change.
+TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../crd-oracle/install.sh" >/dev/null
 echo "$BIN"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: a real etcd + kube-apiserver on loopback, tollgate registered as a validating
-# webhook by URL, and kubectl applying the tracker workloads. No scheduler, controller-manager or
-# kubelet: objects are admitted or refused, never run.
+# webhook by URL, and kubectl applying the tracker workloads. A kube-controller-manager runs only
+# the garbage collector and namespace controllers; no scheduler or kubelet: objects are admitted or
+# refused, never run.
 #
 # Usage: tests/e2e/run.sh            (tools from tests/e2e/install-tools.sh, tollgate from
 #                                     `cargo build -p tollgate`, or $TOLLGATE_BIN)
@@ -61,7 +62,7 @@ show_logs() {
 
 cleanup() {
   local name
-  for name in tollgate tollgate-b tollgate-unreachable api-proxy kube-apiserver etcd; do stop "$name"; done
+  for name in tollgate tollgate-b tollgate-unreachable api-proxy kube-controller-manager kube-apiserver etcd; do stop "$name"; done
   if [ -n "${E2E_KEEP:-}" ]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -197,6 +198,7 @@ new_cert() { # name subject ca extensions
 {
   new_ca kube-ca e2e-kube-ca &&
     new_cert apiserver /CN=kube-apiserver kube-ca server &&
+    new_cert controller-manager /CN=kube-controller-manager kube-ca server &&
     new_cert admin "/O=system:masters/CN=e2e-admin" kube-ca client &&
     openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null &&
     new_ca tollgate-ca e2e-tollgate-ca &&
@@ -258,7 +260,25 @@ WATCH=kube-apiserver STEP_TIMEOUT=60 wait_for "kube-apiserver /readyz" kubectl g
 wait_for "namespace kube-system" kubectl get namespace kube-system || fatal "no kube-system namespace"
 echo "kube-apiserver $(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') on https://127.0.0.1:$API_PORT"
 
-# What a controller-manager would create (ServiceAccounts) and what Pods need to pass the
+# === kube-controller-manager: the garbage collector and namespace controllers ===
+
+# As the admin (the kubeconfig above), without leader election; those two controllers need no
+# cloud provider, service-account key or kubelet. Its /healthz is always allowed, so it needs no
+# delegated authentication or authorization. It outlives kube-apiserver restarts (its informers
+# reconnect), which the last step checks.
+KCM_PORT=$(free_port)
+start kube-controller-manager kube-controller-manager \
+  --kubeconfig "$KUBECONFIG" \
+  --controllers garbagecollector,namespace --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
+  --tls-cert-file "$C/controller-manager.crt" --tls-private-key-file "$C/controller-manager.key" \
+  --profiling=false --v=1
+kcm_healthy() { curl -sf --cacert "$C/kube-ca.crt" "https://127.0.0.1:$KCM_PORT/healthz"; }
+WATCH=kube-controller-manager STEP_TIMEOUT=60 wait_for "kube-controller-manager /healthz" kcm_healthy ||
+  fatal "kube-controller-manager did not become healthy"
+echo "kube-controller-manager $(kube-controller-manager --version | cut -d' ' -f2) on https://127.0.0.1:$KCM_PORT"
+
+# What the serviceaccount controller (not run here) would create, and what Pods need to pass the
 # RuntimeClass admission plugin before any webhook is called.
 {
   for ns in logistics "$TOLLGATE_NS"; do
@@ -274,6 +294,68 @@ echo "kube-apiserver $(kubectl version -o json | python3 -c 'import json,sys; pr
 } >"$W/objects/setup.yaml"
 kc apply -f "$W/objects/setup.yaml"
 [ $RC -eq 0 ] || { explain; fatal "create namespaces, ServiceAccounts and RuntimeClasses"; }
+
+echo "--- kube-controller-manager (before any webhook is registered)"
+
+# Seconds since a ${EPOCHREALTIME} reading, to a tenth.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+# True when the object does not exist (and the API server answered).
+absent() { # kubectl get args...
+  local out
+  out=$(kubectl get "$@" --ignore-not-found -o name 2>/dev/null) && [ -z "$out" ]
+}
+# A ConfigMap with an ownerReference to another; the owner deleted (kubectl's default, background
+# propagation): the garbage collector deletes the dependent.
+gc_check() { # namespace name-prefix description
+  local ns=$1 p=$2 what=$3 uid started
+  kc create configmap "$p-owner" -n "$ns" --from-literal=role=owner
+  [ $RC -eq 0 ] || { fail "$what: create ConfigMap $p-owner"; explain; return; }
+  uid=$(kubectl get configmap "$p-owner" -n "$ns" -o jsonpath='{.metadata.uid}')
+  cat >"$W/objects/$p-dependent.yaml" <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: $p-dependent
+  namespace: $ns
+  ownerReferences:
+    - {apiVersion: v1, kind: ConfigMap, name: $p-owner, uid: "$uid"}
+data:
+  role: dependent
+EOF
+  kc apply -f "$W/objects/$p-dependent.yaml"
+  [ $RC -eq 0 ] || { fail "$what: create ConfigMap $p-dependent owned by $p-owner"; explain; return; }
+  kc delete configmap "$p-owner" -n "$ns"
+  [ $RC -eq 0 ] || { fail "$what: delete ConfigMap $p-owner"; explain; return; }
+  started=$EPOCHREALTIME
+  if WATCH=kube-controller-manager STEP_TIMEOUT=90 wait_for "the garbage collector to delete $ns/$p-dependent" \
+    absent configmap "$p-dependent" -n "$ns"; then
+    pass "$what: owner $ns/$p-owner deleted, dependent ConfigMap deleted after $(since "$started") s"
+  else
+    fail "$what: owner $ns/$p-owner deleted, dependent ConfigMap deleted"
+  fi
+}
+gc_check default gc "garbage collector"
+
+# A Namespace with objects in it, deleted: the namespace controller deletes its content and
+# finalizes it.
+printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-doomed\n' >"$W/objects/doomed.yaml"
+kc apply -f "$W/objects/doomed.yaml"
+[ $RC -eq 0 ] || { explain; fatal "create namespace e2e-doomed"; }
+kc create configmap doomed-config -n e2e-doomed --from-literal=a=b
+[ $RC -eq 0 ] || { explain; fatal "create a ConfigMap in e2e-doomed"; }
+kc create secret generic doomed-secret -n e2e-doomed --from-literal=a=b
+[ $RC -eq 0 ] || { explain; fatal "create a Secret in e2e-doomed"; }
+kc delete namespace e2e-doomed --wait=false
+started=$EPOCHREALTIME
+if [ $RC -eq 0 ] && WATCH=kube-controller-manager STEP_TIMEOUT=90 wait_for "namespace e2e-doomed to finish terminating" \
+  absent namespace e2e-doomed &&
+  absent configmap doomed-config -n e2e-doomed && absent secret doomed-secret -n e2e-doomed; then
+  pass "namespace controller: e2e-doomed deleted with a ConfigMap and a Secret in it, contents and namespace gone after $(since "$started") s"
+else
+  fail "namespace controller: e2e-doomed deleted with a ConfigMap and a Secret in it, contents and namespace gone"
+  explain
+  kubectl get namespace e2e-doomed -o yaml 2>&1 | sed 's/^/    /'
+fi
 
 # === tollgate ===
 
@@ -474,7 +556,7 @@ cluster_kubeconfig() { # server-url file
 cluster_kubeconfig "https://127.0.0.1:$API_PROXY_PORT" "$W/tollgate-kubeconfig"
 mkdir -p "$W/cluster-policies"
 cp "$E2E"/manifests/namespace-selector/*.yaml "$W/cluster-policies/"
-# No controller-manager here: each namespace gets the `default` ServiceAccount that the
+# No serviceaccount controller here: each namespace gets the `default` ServiceAccount that the
 # ServiceAccount admission plugin looks up before it lets a Pod in.
 namespace_yaml() { # name [team]
   printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$1"
@@ -657,6 +739,17 @@ if WATCH=tollgate wait_for "tollgate with the chart's certificate" curl -sf --ca
   pass "tollgate serves the chart's generated certificate, verified as $svc_host against its caBundle"
 else
   fail "tollgate serves the chart's generated certificate, verified as $svc_host against its caBundle"
+fi
+
+echo "--- kube-controller-manager after the kube-apiserver restart"
+
+# The same controller-manager process, still healthy; kube-system: no webhook is called there.
+kcm_pid=${PIDS[kube-controller-manager]:-}
+if [ -n "$kcm_pid" ] && kill -0 "$kcm_pid" 2>/dev/null && kcm_healthy >/dev/null 2>&1; then
+  pass "kube-controller-manager (pid $kcm_pid) survived the kube-apiserver restart: /healthz $(kcm_healthy)"
+  gc_check kube-system gc-late "garbage collector after the kube-apiserver restart"
+else
+  fail "kube-controller-manager survived the kube-apiserver restart (running, /healthz ok)"
 fi
 
 [ $FAILED -eq 0 ] || show_logs
