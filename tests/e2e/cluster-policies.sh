@@ -203,3 +203,20 @@ else
 fi
 kc apply -f "$W/objects/cm-need-owner.yaml"
 STEP_TIMEOUT=60 wait_for "cm-need-owner enforced again" cm_refused || fatal "cm-need-owner not enforced again"
+
+# --- a cluster template of the same kind as a file template wins; both places say so
+kc apply -f "$E2E/manifests/namespace-selector/template.yaml"
+[ $RC -eq 0 ] || { explain; fatal "apply k8se2eteamonly to the cluster"; }
+override_reported() {
+  [ "$(template_status k8se2eteamonly '.byPod[0].errors[0].code')" = overrides_local_template ] &&
+    [ "$(template_status k8se2eteamonly '.created')" = true ] &&
+    curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | grep -q 'k8se2eteamonly.*cluster defines the same constraint kind'
+}
+if STEP_TIMEOUT=60 wait_for "the override to be reported" override_reported; then
+  pass "cluster template over a file template of the same kind: status says so (created=true), /readyz names the file one"
+else
+  fail "cluster template over a file template of the same kind: reported in status and /readyz"
+  echo "    status: $(template_status k8se2eteamonly '')"
+  curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | sed 's/^/    readyz: /'
+fi
+kc delete -f "$E2E/manifests/namespace-selector/template.yaml"
