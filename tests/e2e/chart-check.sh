@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of charts/tollgate: helm lint, helm template under every value set in
 # tests/e2e/values/, kubeconform -strict against offline Kubernetes JSON schemas, assertions on
-# the rendered objects (tests/e2e/chart_assert.py), values that must be refused, and a snapshot of
-# the default render (certificates masked). UPDATE_SNAPSHOTS=1 rewrites the snapshot.
+# the rendered objects (tests/e2e/chart_assert.py), values that must be refused, cluster mode's
+# CRDs and webhook rule compared with Gatekeeper's chart in its Go module, and snapshots of the
+# default and cluster-mode renders (certificates masked). UPDATE_SNAPSHOTS=1 rewrites them.
 # (tests/e2e/run.sh also applies the rendered chart to a real kube-apiserver with --dry-run=server.)
 # Prints PASS/FAIL per check and a final "N passed, N failed"; exits 1 on any failure.
 set -uo pipefail
@@ -11,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 E2E="$ROOT/tests/e2e"
 CHART="$ROOT/charts/tollgate"
 NS=tollgate-system
-SNAPSHOT="$E2E/snapshots/chart-default.yaml"
+SNAPSHOTS="$E2E/snapshots"
 
 tools_bin=$(bash "$E2E/install-tools.sh" | tail -n 1) || { echo "FAIL: install-tools.sh"; exit 1; }
 export PATH="$tools_bin:$PATH"
@@ -37,21 +38,20 @@ echo "helm $(helm version --short), kubeconform $(kubeconform -v), schemas v$SCH
 
 run_check "helm lint --strict (default values)" helm lint --strict "$CHART"
 
-profiles=(default secret single full opt-in)
-for profile in "${profiles[@]}"; do
-  values=()
-  [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")
-  [ "$profile" = default ] || run_check "helm lint --strict ($profile values)" helm lint --strict "$CHART" "${values[@]}"
-  out="$W/$profile.yaml"
+# Lints, renders to $W/PROFILE.yaml, validates and asserts one value set (none: the defaults).
+check_profile() { # profile [values-file]
+  local profile=$1 values=() out="$W/$1.yaml"
+  [ -z "${2:-}" ] || values=(-f "$2")
+  [ -z "${2:-}" ] || run_check "helm lint --strict ($profile values)" helm lint --strict "$CHART" "${values[@]}"
   if ! helm template tollgate "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "${values[@]}" >"$out" 2>"$W/log"; then
-    fail "helm template ($profile values)"; sed 's/^/    /' "$W/log"; continue
+    fail "helm template ($profile values)"; sed 's/^/    /' "$W/log"; return
   fi
   pass "helm template ($profile values): $(grep -c '^kind:' "$out") objects"
   # Strict: unknown fields are errors, and so is a kind without a schema, except cert-manager's.
   run_check "kubeconform -strict ($profile values)" kubeconform -strict -summary \
     -kubernetes-version "$SCHEMA_VERSION" -skip Certificate,Issuer \
     -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$out"
-  python3 "$E2E/chart_assert.py" "$out" "$profile" "$NS" ${values[1]:+"${values[1]}"} >"$W/assert" 2>&1
+  python3 "$E2E/chart_assert.py" "$out" "$profile" "$NS" ${2:+"$2"} >"$W/assert" 2>&1
   while IFS= read -r line; do
     case "$line" in
       PASS:*) PASSED=$((PASSED + 1)); echo "$line" ;;
@@ -59,7 +59,26 @@ for profile in "${profiles[@]}"; do
       *) FAILED=$((FAILED + 1)); echo "FAIL: chart_assert.py ($profile): $line" ;;
     esac
   done <"$W/assert"
+}
+
+profiles=(default secret single full opt-in cluster)
+for profile in "${profiles[@]}"; do
+  if [ "$profile" = default ]; then check_profile default; else check_profile "$profile" "$E2E/values/$profile.yaml"; fi
 done
+# Cluster mode with webhook.clusterRules.custom: those rules replace Gatekeeper's.
+cat >"$W/cluster-custom.values.yaml" <<'VALUES'
+cluster:
+  enabled: true
+webhook:
+  clusterRules:
+    custom:
+      - apiGroups: ["networking.k8s.io"]
+        apiVersions: ["v1"]
+        operations: ["CREATE", "UPDATE"]
+        resources: ["ingresses"]
+        scope: Namespaced
+VALUES
+check_profile cluster-custom "$W/cluster-custom.values.yaml"
 
 # Argo CD renders with `helm template`, where `lookup` finds nothing: tls.mode helm generates a
 # new CA on every render (the chart README sends such tools to the other modes), while secret and
@@ -117,6 +136,18 @@ refused "an empty exempt prefix (tollgate would refuse to start)" "/exemptNamesp
   --set 'exemptNamespacePrefixes[0]='
 refused "a ResourceQuota too small for a rollout" "resourceQuota.pods (3) must be at least replicaCount + 1 (4)" \
   --set replicaCount=3 --set resourceQuota.pods=3
+refused "a status subresource in clusterRules (only Gatekeeper's services/status)" "/webhook/clusterRules/subResources/0" \
+  --set 'webhook.clusterRules.subResources={pods/status}'
+refused "an operation Kubernetes does not have in clusterRules" "/webhook/clusterRules/operations/0" \
+  --set 'webhook.clusterRules.operations={READ}'
+refused "a matchCondition with the name of cluster mode's own" \
+  'webhook.matchConditions names "exclude-tollgate-serviceaccount", which cluster mode adds itself' \
+  --set cluster.enabled=true --set 'webhook.matchConditions[0].name=exclude-tollgate-serviceaccount' \
+  --set-string 'webhook.matchConditions[0].expression=true'
+# 64 matchConditions are allowed, but not 64 beside cluster mode's own.
+sixty_four=$(python3 -c 'import json; print(json.dumps([{"name": f"c{i}", "expression": "true"} for i in range(64)]))')
+refused "64 matchConditions in cluster mode (65 with its own)" "more than the 64 Kubernetes allows" \
+  --set cluster.enabled=true --set-json "webhook.matchConditions=$sixty_four"
 
 # Objects and fields that some values leave out. kinds_and_fields prints a render's kinds and the
 # Deployment's priority class as space-separated words; renders matches whole words.
@@ -143,21 +174,114 @@ renders "priorityClassName \"\": no priority class, no ResourceQuota" "priorityC
 renders "resourceQuota.enabled false: the priority class without the quota" \
   "priorityClassName=system-cluster-critical" "ResourceQuota" --set resourceQuota.enabled=false
 
-# Snapshot of the default render. Generated certificates differ on every render: masked.
-mask() { sed -E 's/^(  (tls\.crt|tls\.key|ca\.crt)|      caBundle): .*/\1: <generated>/' "$1"; }
-if [ -f "$W/default.yaml" ]; then
-  mask "$W/default.yaml" >"$W/default.masked.yaml"
-  if [ -n "${UPDATE_SNAPSHOTS:-}" ]; then
-    mkdir -p "$(dirname "$SNAPSHOT")"
-    cp "$W/default.masked.yaml" "$SNAPSHOT"
-    pass "snapshot written: ${SNAPSHOT#"$ROOT"/}"
-  elif diff -u "$SNAPSHOT" "$W/default.masked.yaml" >"$W/log" 2>&1; then
-    pass "default render matches ${SNAPSHOT#"$ROOT"/}"
+# Cluster mode against Gatekeeper itself, read from its Go module (install-tools.sh downloads it;
+# the version is pinned there): the CRD files the chart carries are byte-for-byte the module's,
+# the rendered CRDs are those files plus only the keep annotation and the chart's labels, and the
+# webhook rule is the one Gatekeeper's chart renders.
+GATEKEEPER_VERSION=$(sed -n 's/^GATEKEEPER_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
+GK_CHART="$(go env GOMODCACHE)/github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION/charts/gatekeeper"
+CHART_CRDS=(constrainttemplate expansiontemplate constrainttemplatepodstatus constraintpodstatus)
+if [ ! -d "$GK_CHART/crds" ]; then
+  if [ -n "${TOLLGATE_REQUIRE_ORACLES+set}" ]; then
+    fail "Gatekeeper $GATEKEEPER_VERSION's chart is not in the Go module cache ($GK_CHART) and TOLLGATE_REQUIRE_ORACLES is set: run tests/e2e/install-tools.sh (go mod download github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION)"
   else
-    fail "default render differs from ${SNAPSHOT#"$ROOT"/} (UPDATE_SNAPSHOTS=1 to accept)"
+    echo "SKIP: cluster mode against Gatekeeper $GATEKEEPER_VERSION: $GK_CHART is missing (tests/e2e/install-tools.sh downloads it)"
+  fi
+else
+  got=$(cd "$CHART/gatekeeper-crds" && ls)
+  want=$(printf '%s-customresourcedefinition.yaml\n' "${CHART_CRDS[@]}" | sort)
+  if [ "$got" = "$want" ]; then
+    pass "charts/tollgate/gatekeeper-crds holds exactly the CRDs cluster mode renders"
+  else
+    fail "charts/tollgate/gatekeeper-crds holds exactly the CRDs cluster mode renders: want [$want], got [$got]"
+  fi
+  for name in "${CHART_CRDS[@]}"; do
+    file=$name-customresourcedefinition.yaml
+    run_check "gatekeeper-crds/$file is byte-for-byte Gatekeeper $GATEKEEPER_VERSION's (copy $GK_CHART/crds/$file to update)" \
+      diff -u "$GK_CHART/crds/$file" "$CHART/gatekeeper-crds/$file"
+  done
+  for profile in cluster full; do
+    [ -f "$W/$profile.yaml" ] || continue
+    run_check "rendered CRDs ($profile values): Gatekeeper $GATEKEEPER_VERSION's, plus only the keep annotation and the chart's labels" \
+      python3 - "$W/$profile.yaml" "$GK_CHART/crds" "${CHART_CRDS[@]}" <<'PYEOF'
+import difflib, sys, yaml
+rendered, crd_dir, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+# What templates/gatekeeper-crds.yaml adds to each CRD: nothing else may differ.
+ADDED_ANNOTATIONS = {"helm.sh/resource-policy"}
+ADDED_LABELS = {"helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
+                "app.kubernetes.io/version", "app.kubernetes.io/managed-by"}
+got = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(rendered))
+       if d and d.get("kind") == "CustomResourceDefinition"}
+failed = False
+for name in names:
+    want = yaml.safe_load(open(f"{crd_dir}/{name}-customresourcedefinition.yaml"))
+    crd = got.pop(want["metadata"]["name"], None)
+    if crd is None:
+        print(f"{want['metadata']['name']} is not rendered")
+        failed = True
+        continue
+    meta = crd["metadata"]
+    for key, added in (("annotations", ADDED_ANNOTATIONS), ("labels", ADDED_LABELS)):
+        meta[key] = {k: v for k, v in meta.get(key, {}).items() if k not in added}
+        if not meta[key]:
+            del meta[key]
+    if crd != want:
+        failed = True
+        a, b = (yaml.safe_dump(x, sort_keys=True).splitlines() for x in (want, crd))
+        print("\n".join(difflib.unified_diff(a, b, f"gatekeeper {name}", f"rendered {name}", lineterm="")))
+if got:
+    print(f"CRDs rendered that are not Gatekeeper's: {sorted(got)}")
+    failed = True
+sys.exit(1 if failed else 0)
+PYEOF
+  done
+  # Gatekeeper's chart rendered, its validation webhook's rules compared with ours; for the full
+  # values with deletions (its enableDeleteOperations; full.yaml adds DELETE to clusterRules).
+  for profile in cluster full; do
+    [ -f "$W/$profile.yaml" ] || continue
+    gk_values=()
+    [ "$profile" = full ] && gk_values=(--set enableDeleteOperations=true)
+    if helm template gatekeeper "$GK_CHART" -n gatekeeper-system --kube-version "$KUBE_VERSION" "${gk_values[@]}" \
+      --show-only templates/gatekeeper-validating-webhook-configuration-validatingwebhookconfiguration.yaml \
+      >"$W/gatekeeper-webhook.yaml" 2>"$W/log"; then
+      run_check "webhook rules ($profile values) are Gatekeeper $GATEKEEPER_VERSION's (validation.gatekeeper.sh${gk_values[1]:+, ${gk_values[1]}})" \
+        python3 - "$W/gatekeeper-webhook.yaml" "$W/$profile.yaml" <<'PYEOF'
+import sys, yaml
+def rules(path, webhook):
+    for d in yaml.safe_load_all(open(path)):
+        if d and d.get("kind") == "ValidatingWebhookConfiguration":
+            for h in d["webhooks"]:
+                if h["name"] == webhook:
+                    return h["rules"]
+gatekeeper, ours = rules(sys.argv[1], "validation.gatekeeper.sh"), rules(sys.argv[2], "validation.tollgate.dev")
+if not gatekeeper or gatekeeper != ours:
+    print(f"Gatekeeper: {gatekeeper}\ntollgate:   {ours}")
+    sys.exit(1)
+PYEOF
+    else
+      fail "helm template of Gatekeeper $GATEKEEPER_VERSION's chart ($GK_CHART)"; sed 's/^/    /' "$W/log"
+    fi
+  done
+fi
+
+# Snapshots of the default and the cluster-mode render. Generated certificates differ on every
+# render: masked.
+mask() { sed -E 's/^(  (tls\.crt|tls\.key|ca\.crt)|      caBundle): .*/\1: <generated>/' "$1"; }
+for profile in default cluster; do
+  snapshot="$SNAPSHOTS/chart-$profile.yaml"
+  [ -f "$W/$profile.yaml" ] || continue
+  mask "$W/$profile.yaml" >"$W/$profile.masked.yaml"
+  if [ -n "${UPDATE_SNAPSHOTS:-}" ]; then
+    mkdir -p "$SNAPSHOTS"
+    cp "$W/$profile.masked.yaml" "$snapshot"
+    pass "snapshot written: ${snapshot#"$ROOT"/}"
+  elif diff -u "$snapshot" "$W/$profile.masked.yaml" >"$W/log" 2>&1; then
+    pass "$profile render matches ${snapshot#"$ROOT"/}"
+  else
+    fail "$profile render differs from ${snapshot#"$ROOT"/} (UPDATE_SNAPSHOTS=1 to accept)"
     sed 's/^/    /' "$W/log"
   fi
-fi
+done
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

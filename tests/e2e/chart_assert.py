@@ -19,9 +19,10 @@ docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 failed = 0
 
 
-def check(ok, what):
+def check(ok, what, detail=""):
+    """One PASS:/FAIL: line; detail (what was rendered, when that is long) only on failure."""
     global failed
-    print(("PASS: " if ok else "FAIL: ") + f"[{profile}] {what}")
+    print(("PASS: " if ok else "FAIL: ") + f"[{profile}] {what}" + ("" if ok or not detail else f" ({detail})"))
     if not ok:
         failed += 1
 
@@ -157,16 +158,51 @@ if not wv.get("extraNamespaceSelectorExpressions"):
             check(not selects(ns_labels(name, **{label: ""})), f"included namespace {name} labelled {label} is not sent")
     check(selects(ns_labels("logistics-unlisted")) == (not want_in),
           "a namespace outside includeNamespaces is " + ("not sent" if want_in else "sent (no includeNamespaces)"))
-resources = [r for rule in h.get("rules", []) for r in rule.get("resources", [])]
-check(not [r for r in resources if r.endswith("/status") or r in ("*", "*/*")], "no status subresource in rules")
-for r in ("pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets", "daemonsets",
-          "jobs", "cronjobs", "replicationcontrollers"):
-    check(r in resources, f"rules cover {r}")
-ops = {o for rule in h.get("rules", []) for o in rule.get("operations", [])}
-check(ops == {"CREATE", "UPDATE"}, f"rules on CREATE and UPDATE only ({sorted(ops)})")
+rules = h.get("rules", [])
+resources = [r for rule in rules for r in rule.get("resources", [])]
+cluster_rules = wv.get("clusterRules", {})
+if not cluster:
+    check(not [r for r in resources if r.endswith("/status") or r in ("*", "*/*")], "no status subresource in rules")
+    for r in ("pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets", "daemonsets",
+              "jobs", "cronjobs", "replicationcontrollers"):
+        check(r in resources, f"rules cover {r}")
+    ops = {o for rule in rules for o in rule.get("operations", [])}
+    check(ops == {"CREATE", "UPDATE"}, f"rules on CREATE and UPDATE only ({sorted(ops)})")
+elif cluster_rules.get("custom"):
+    check(rules == cluster_rules["custom"], "cluster mode: webhook.clusterRules.custom replaces Gatekeeper's rule",
+          f"got {rules}")
+else:
+    # Gatekeeper v3.23.0's validation webhook rule (charts/gatekeeper, validatingWebhookSubResources);
+    # chart-check.sh also compares it with Gatekeeper's chart rendered from the module.
+    gatekeeper_subresources = [
+        "pods/ephemeralcontainers", "pods/exec", "pods/log", "pods/eviction", "pods/portforward", "pods/proxy",
+        "pods/attach", "pods/binding", "pods/resize", "deployments/scale", "replicasets/scale",
+        "statefulsets/scale", "replicationcontrollers/scale", "services/proxy", "nodes/proxy", "services/status"]
+    want_rules = [{"apiGroups": ["*"], "apiVersions": ["*"],
+                   "operations": cluster_rules.get("operations", ["CREATE", "UPDATE"]),
+                   "resources": ["*"] + cluster_rules.get("subResources", gatekeeper_subresources),
+                   "scope": cluster_rules.get("scope", "*")}]
+    check(rules == want_rules, "cluster mode: Gatekeeper's rule, every resource (\"*\") and its subresources",
+          f"want {want_rules}, got {rules}")
+if cluster:
+    check(not [r for r in resources if (r.endswith("/status") and r != "services/status") or r == "*/*"],
+          "cluster mode: no status subresource but Gatekeeper's services/status", f"got {resources}")
 svc = h.get("clientConfig", {}).get("service", {})
 check(svc.get("namespace") == namespace and svc.get("path") == "/v1/admit", "clientConfig points at the Service, /v1/admit")
-if wv.get("matchConditions"):
+sa_name = pod.get("serviceAccountName")
+# Every profile renders release "tollgate": the full name, unless serviceAccount.name is given.
+want_sa = values.get("serviceAccount", {}).get("name") or "tollgate"
+check(sa_name == want_sa, f"the Pods run as ServiceAccount {want_sa} (got {sa_name})")
+if cluster:
+    # Exact, not just present: another ServiceAccount's name here would leave tollgate's own CRD,
+    # status and Lease writes waiting on a webhook that is tollgate.
+    own = {"name": "exclude-tollgate-serviceaccount",
+           "expression": f"request.userInfo.username != 'system:serviceaccount:{namespace}:{want_sa}'"}
+    want_conditions = [own] + wv.get("matchConditions", [])
+    check(h.get("matchConditions") == want_conditions,
+          f"cluster mode: matchConditions exempt system:serviceaccount:{namespace}:{want_sa}, then the values'",
+          f"want {want_conditions}, got {h.get('matchConditions')}")
+elif wv.get("matchConditions"):
     check(h.get("matchConditions") == wv["matchConditions"], "matchConditions from values")
 else:
     check("matchConditions" not in h, "no matchConditions unless configured")
@@ -200,26 +236,94 @@ else:
 # --- ServiceAccount and RBAC: none in file mode; in cluster mode exactly what --cluster uses
 rbac = [d for d in docs if d.get("kind") in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
 sas = kinds("ServiceAccount")
+# Cluster-wide: read what is enforced, write the constraint CRDs and the templates' and
+# constraints' status. Listed in full: a right added to the chart must be added here, on purpose.
+WANT_CLUSTER_RULES = [
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+    {"apiGroups": ["templates.gatekeeper.sh"], "resources": ["constrainttemplates"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["templates.gatekeeper.sh"], "resources": ["constrainttemplates/status"],
+     "verbs": ["get", "update", "patch"]},
+    {"apiGroups": ["templates.gatekeeper.sh"], "resources": ["constrainttemplates/finalizers"], "verbs": ["update"]},
+    {"apiGroups": ["constraints.gatekeeper.sh"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["constraints.gatekeeper.sh"], "resources": ["*/status"], "verbs": ["get", "update", "patch"]},
+    # The plural of Gatekeeper's ExpansionTemplate CRD is "expansiontemplate" (no s).
+    {"apiGroups": ["expansion.gatekeeper.sh"], "resources": ["expansiontemplate"], "verbs": ["get", "list", "watch"]},
+]
+# In the release namespace only: per-pod statuses, the leader-election Lease, the replica's own Pod.
+WANT_ROLE_RULES = [
+    {"apiGroups": ["status.gatekeeper.sh"], "resources": ["constrainttemplatepodstatuses", "constraintpodstatuses"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+]
 if cluster:
-    roles = kinds("ClusterRole")
-    bindings = kinds("ClusterRoleBinding")
-    check(len(rbac) == 2 and len(roles) == 1 and len(bindings) == 1, "cluster mode: one ClusterRole and its binding")
-    rules = roles[0].get("rules", []) if roles else []
-    check(rules == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}],
-          f"cluster mode: least privilege, namespaces get/list/watch only ({rules})")
-    sa_name = sas[0]["metadata"]["name"] if sas else None
-    subjects = bindings[0].get("subjects", []) if bindings else []
-    check(subjects == [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}]
-          and bindings[0]["roleRef"]["name"] == roles[0]["metadata"]["name"],
-          "cluster mode: the ClusterRole is bound to tollgate's ServiceAccount")
+    roles, croles = kinds("Role"), kinds("ClusterRole")
+    bindings, cbindings = kinds("RoleBinding"), kinds("ClusterRoleBinding")
+    check(len(rbac) == 4 and len(croles) == 1 and len(cbindings) == 1 and len(roles) == 1 and len(bindings) == 1,
+          f"cluster mode: one ClusterRole, one Role and their bindings (found {sorted(d['kind'] for d in rbac)})")
+    crole = croles[0] if croles else {}
+    role = roles[0] if roles else {}
+    crules, rrules = crole.get("rules", []), role.get("rules", [])
+    check(crules == WANT_CLUSTER_RULES, "cluster mode: ClusterRole rules exactly as --cluster needs", f"got {crules}")
+    check(rrules == WANT_ROLE_RULES, "cluster mode: Role rules exactly as --cluster needs", f"got {rrules}")
+    check(not [r for r in crules + rrules if "*" in r.get("verbs", []) or "*" in r.get("apiGroups", [])],
+          "cluster mode: no wildcard verb or API group")
+    namespaced_only = {"status.gatekeeper.sh", "coordination.k8s.io"}
+    check(not [r for r in crules if namespaced_only & set(r.get("apiGroups", []))]
+          and not [r for r in crules if "pods" in r.get("resources", [])],
+          "cluster mode: status objects, Leases and Pods only in the release namespace's Role, not cluster-wide")
+    check(role.get("metadata", {}).get("namespace") == namespace, f"cluster mode: the Role is in {namespace}")
+    sa_subject = [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}]
+    cb = cbindings[0] if cbindings else {}
+    check(cb.get("subjects") == sa_subject and cb.get("roleRef") == {
+              "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": crole.get("metadata", {}).get("name")},
+          f"cluster mode: the ClusterRole is bound to tollgate's ServiceAccount {sa_name}")
+    rb = bindings[0] if bindings else {}
+    check(rb.get("subjects") == sa_subject and rb.get("metadata", {}).get("namespace") == namespace
+          and rb.get("roleRef") == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                    "name": role.get("metadata", {}).get("name")},
+          f"cluster mode: the Role is bound to tollgate's ServiceAccount {sa_name} in {namespace}")
+    check(len(sas) == 1 and sas[0]["metadata"]["name"] == sa_name, f"cluster mode: the Pods run as the ServiceAccount {sa_name}")
     check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is True, "cluster mode: ServiceAccount token automount")
     check("--cluster" in c.get("args", []), "cluster mode: --cluster")
-    check(any(e.get("name") == "POD_NAME" and e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
-              for e in c.get("env", [])), "cluster mode: POD_NAME from the downward API")
+    check(env.get("POD_NAME") == "metadata.name", "cluster mode: POD_NAME from the downward API")
 else:
     check(not rbac, "no RBAC objects (file mode reads nothing from the API)")
     check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is False, "ServiceAccount without token automount")
     check("--cluster" not in c.get("args", []), "file mode: no --cluster")
+    check("POD_NAME" not in env, "file mode: no POD_NAME")
+
+# --- Gatekeeper's CRDs: cluster mode only, kept on uninstall (chart-check.sh compares their
+# content with the Gatekeeper module's)
+crds = kinds("CustomResourceDefinition")
+if cluster:
+    want_crds = {"constrainttemplates.templates.gatekeeper.sh", "expansiontemplate.expansion.gatekeeper.sh",
+                 "constrainttemplatepodstatuses.status.gatekeeper.sh", "constraintpodstatuses.status.gatekeeper.sh"}
+    got_crds = sorted(d["metadata"]["name"] for d in crds)
+    check(len(crds) == 4 and set(got_crds) == want_crds, f"cluster mode: Gatekeeper's four CRDs (got {got_crds})")
+    chart_labels = dep.get("metadata", {}).get("labels", {})
+    for crd in crds:
+        meta = crd.get("metadata", {})
+        name = meta.get("name")
+        check(meta.get("annotations", {}).get("helm.sh/resource-policy") == "keep",
+              f"cluster mode: CRD {name} has helm.sh/resource-policy keep (helm uninstall keeps every template)")
+        crd_labels = meta.get("labels", {})
+        check(crd_labels.get("gatekeeper.sh/system") == "yes" and chart_labels.items() <= crd_labels.items(),
+              f"cluster mode: CRD {name} keeps Gatekeeper's gatekeeper.sh/system label and has the chart's labels")
+    # A rule on a resource that does not exist grants nothing, silently: every resource the roles
+    # name in the CRDs' groups must be one of the rendered CRDs (by its plural) or a subresource.
+    served = {(d["spec"]["group"], d["spec"]["names"]["plural"]) for d in crds}
+    for rule in crules + rrules:
+        for group in rule.get("apiGroups", []):
+            if group in {g for g, _ in served}:
+                for resource in rule.get("resources", []):
+                    check((group, resource.split("/")[0]) in served,
+                          f"cluster mode: RBAC names {group} {resource}, a resource of the rendered CRDs")
+else:
+    check(not crds, "file mode: no CRDs")
 
 # --- policies ConfigMap
 cms = kinds("ConfigMap")

@@ -15,6 +15,9 @@ KUBECONFORM_VERSION=v0.7.0
 # Offline JSON schemas for kubeconform, from the kubernetes-validate PyPI package (it bundles
 # strict JSON schemas of the Kubernetes API per minor version; 1.30.0 holds those of 1.30).
 KUBERNETES_VALIDATE_VERSION=1.30.0
+# The Gatekeeper release whose CRDs and webhook rules the chart's cluster mode copies
+# (charts/tollgate/gatekeeper-crds/); chart-check.sh compares them with this module's chart.
+GATEKEEPER_VERSION=v3.23.0
 CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
 BIN="$CACHE/bin"
 WORK="$CACHE/build"
@@ -153,9 +156,19 @@ for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$HELM_KUBE_MINOR"
 done
 install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
+# Not a tool: Gatekeeper's Go module, for its chart (CRDs, webhook rules), into the Go module
+# cache (`go env GOMODCACHE`), where chart-check.sh looks. Nothing is downloaded when it is there.
+# A failed download only warns: chart-check.sh then skips those comparisons, or fails them under
+# TOLLGATE_REQUIRE_ORACLES (as CI runs).
+download_gatekeeper() {
+  (cd "$WORK" && go mod download "github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION") >&2 ||
+    echo "warning: could not download github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION" >&2
+}
+
 install_schemas
 install_etcd
 install_kube
+download_gatekeeper
 # The constraint CRD oracle (Gatekeeper's own CRD generation, tests/crd-oracle) the e2e compares
 # tollgate's CRDs with: hash-stamped, rebuilt only when its sources change.
 TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../crd-oracle/install.sh" >/dev/null

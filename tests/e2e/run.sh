@@ -682,9 +682,10 @@ start_tollgate || fatal "tollgate did not come back in file mode"
 echo "--- the Helm chart against this API server"
 
 # Server-side dry-run: the API server validates the rendered chart for real (schema, defaulting,
-# webhook configuration validation). cert-manager kinds are left out: no CRDs here.
+# webhook configuration validation, the CEL of matchConditions, cluster mode's Gatekeeper CRDs).
+# cert-manager kinds are left out: their CRDs are not installed here.
 KUBE_VERSION=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
-for profile in default secret single full opt-in; do
+for profile in default secret single full opt-in cluster; do
   values=()
   [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")
   helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" --kube-version "$KUBE_VERSION" \

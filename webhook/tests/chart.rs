@@ -1,5 +1,6 @@
-//! The Helm chart's default render, snapshotted with insta (generated certificates masked).
-//! The chart's deeper checks (kubeconform, security assertions, server-side dry run) are in
+//! The Helm chart's default and cluster-mode renders, snapshotted with insta (generated
+//! certificates masked). The chart's deeper checks (kubeconform, security assertions, the CRDs and
+//! webhook rules against Gatekeeper's chart, server-side dry run) are in
 //! `tests/e2e/chart-check.sh` and `tests/e2e/run.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
@@ -62,6 +63,17 @@ fn default_render() {
         return;
     };
     masked_snapshot("chart_default", &yaml);
+}
+
+/// Cluster mode (`tests/e2e/values/cluster.yaml`): Gatekeeper's CRDs, the RBAC of `--cluster`,
+/// Gatekeeper's webhook rule and the matchCondition for tollgate's own ServiceAccount.
+#[test]
+fn cluster_render() {
+    let Some(yaml) = render(&["tests/e2e/values/cluster.yaml"]) else {
+        eprintln!("helm not installed; chart snapshot skipped (CI installs it)");
+        return;
+    };
+    masked_snapshot("chart_cluster", &yaml);
 }
 
 #[test]
