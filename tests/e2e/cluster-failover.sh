@@ -87,23 +87,28 @@ if STEP_TIMEOUT=60 wait_for "$other to take the Lease" other_leads; then
 else
   fail "leader $leader stopped: $other took the Lease"
 fi
-# The new leader aggregates: a new constraint gets its byPod from the remaining replica.
-sed 's/name: cm-need-owner$/name: cm-need-team/; s/\["owner"\]/["team"]/' "$W/objects/cm-need-owner.yaml" >"$W/objects/cm-need-team.yaml"
-kc apply -f "$W/objects/cm-need-team.yaml"
-new_leader_folds() {
-  [ "$(kubectl get k8srequiredlabels cm-need-team -o jsonpath='{.status.byPod[*].id}' 2>/dev/null)" = "$other" ]
-}
-if STEP_TIMEOUT=60 wait_for "the new leader to fold status" new_leader_folds; then
-  pass "the new leader aggregates: constraint cm-need-team has byPod[$other]"
-else
-  fail "the new leader aggregates status of a new constraint"
-fi
-kc delete -f "$W/objects/cm-need-team.yaml"
-# Back to one replica, tollgate-a, on the ports the later steps use.
+# The API server calls the webhook at tollgate-a's port: bring it back (as a follower now) so a
+# new constraint can be applied; the new leader must fold the status of both live replicas.
 if [ "$leader_proc" = tollgate ]; then
   KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
     start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"
+  live="tollgate-a tollgate-b"
+else
+  live="tollgate-a"
 fi
+sed 's/name: cm-need-owner$/name: cm-need-team/; s/\["owner"\]/["team"]/' "$W/objects/cm-need-owner.yaml" >"$W/objects/cm-need-team.yaml"
+kc apply -f "$W/objects/cm-need-team.yaml"
+[ $RC -eq 0 ] || { explain; fatal "apply constraint cm-need-team"; }
+new_leader_folds() {
+  [ "$(kubectl get k8srequiredlabels cm-need-team -o jsonpath='{.status.byPod[*].id}' 2>/dev/null)" = "$live" ] &&
+    [ "$(holder)" = "$other" ]
+}
+if STEP_TIMEOUT=60 wait_for "the new leader to fold status" new_leader_folds; then
+  pass "the new leader $other aggregates: new constraint cm-need-team has byPod [$live]"
+else
+  fail "the new leader aggregates status of a new constraint (byPod: $(kubectl get k8srequiredlabels cm-need-team -o jsonpath='{.status.byPod[*].id}' 2>&1), Lease: $(holder))"
+fi
+kc delete -f "$W/objects/cm-need-team.yaml"
 stop tollgate-b
 
 # --- the ConstraintTemplates of Gatekeeper's own end-to-end tests all ingest
