@@ -193,7 +193,12 @@ restored() { template_byPod_ok "$CT_KIND" && [ -z "$(template_status "$CT_KIND" 
 STEP_TIMEOUT=60 wait_for "the restored template's status" restored || fail "template restored: error cleared"
 kc delete -f "$W/objects/fixed.yaml"
 
-# --- deleting a constraint stops its enforcement
+# --- deleting a constraint stops its enforcement (and recompiles no template)
+ingestions() {
+  curl -s "http://127.0.0.1:$PROBE_PORT/metrics" |
+    awk '/^gatekeeper_constraint_template_ingestion_count_total/ {n += $2} END {print n + 0}'
+}
+ingested_before=$(ingestions)
 kc delete -f "$W/objects/cm-need-owner.yaml"
 started=$(now_ms)
 if STEP_TIMEOUT=60 wait_for "cm-need-owner to stop being enforced" cm_admitted; then
@@ -203,6 +208,11 @@ else
 fi
 kc apply -f "$W/objects/cm-need-owner.yaml"
 STEP_TIMEOUT=60 wait_for "cm-need-owner enforced again" cm_refused || fatal "cm-need-owner not enforced again"
+if [ "$(ingestions)" = "$ingested_before" ]; then
+  pass "constraint deleted and applied again: no template recompiled (gatekeeper_constraint_template_ingestion_count_total stays $ingested_before)"
+else
+  fail "constraint deleted and applied again: no template recompiled ($ingested_before ingestions before, $(ingestions) after)"
+fi
 
 # --- a cluster template of the same kind as a file template wins; both places say so
 kc apply -f "$E2E/manifests/namespace-selector/template.yaml"
@@ -220,3 +230,30 @@ else
   curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | sed 's/^/    readyz: /'
 fi
 kc delete -f "$E2E/manifests/namespace-selector/template.yaml"
+
+# --- an ExpansionTemplate from the cluster: the built-in workload expansion steps aside for the
+# kinds it expands, so a Deployment in payments is refused as implied by the cluster's template
+sed 's/namespace: logistics$/namespace: payments/' "$E2E/manifests/deployment-runtimeclass-runc.yaml" >"$W/objects/deployment-payments.yaml"
+implied_by() { # expansion: the Deployment in payments refused by need-owner, implied by it
+  grep -q "\[need-owner\] \[Implied by $1\]" <<<"$(kubectl apply --dry-run=server -f "$W/objects/deployment-payments.yaml" 2>&1)"
+}
+if implied_by expand-workloads; then
+  pass "Deployment in payments refused by [need-owner], implied by the built-in expand-workloads"
+else
+  fail "Deployment in payments refused by [need-owner], implied by the built-in expand-workloads"
+fi
+sed 's/name: expand-deployments$/name: e2e-expand-deployments/' "$PACK/k8sedgeresources/samples/tracker/expansion.yaml" >"$W/objects/expansion.yaml"
+kc apply -f "$W/objects/expansion.yaml"
+[ $RC -eq 0 ] || { explain; fatal "apply the ExpansionTemplate"; }
+started=$(now_ms)
+if STEP_TIMEOUT=60 wait_for "the cluster's ExpansionTemplate to be used" implied_by e2e-expand-deployments; then
+  pass "ExpansionTemplate applied with kubectl: the Deployment is refused as implied by e2e-expand-deployments after $(($(now_ms) - started)) ms"
+else
+  fail "ExpansionTemplate applied with kubectl is used for Deployments"
+fi
+kc delete -f "$W/objects/expansion.yaml"
+if STEP_TIMEOUT=60 wait_for "the built-in expansion to come back" implied_by expand-workloads; then
+  pass "ExpansionTemplate deleted: the built-in expansion is back"
+else
+  fail "ExpansionTemplate deleted: the built-in expansion is back"
+fi
