@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Tollgate's own namespace in cluster mode.
     #[arg(long, env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
+    /// In cluster mode, keep `metadata.managedFields` of the objects synced into
+    /// `data.inventory` (dropped by default: most of their bytes, read by no policy).
+    #[arg(long, requires = "cluster")]
+    pub sync_managed_fields: bool,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -128,6 +132,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             log_format,
             cluster,
             namespace,
+            sync_managed_fields,
         } = args;
         for (name, d) in [
             ("reload-interval", reload_interval),
@@ -192,6 +197,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
                         .filter(|n| !n.is_empty())
                         .ok_or(ConfigError::NoNamespace)?,
                     pod_name: std::env::var("POD_NAME").unwrap_or_else(|_| "tollgate".into()),
+                    sync_managed_fields,
                 })
             } else {
                 None

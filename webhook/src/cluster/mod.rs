@@ -7,6 +7,7 @@ pub mod leader;
 pub mod namespaces;
 pub mod policies;
 pub mod status;
+pub mod sync;
 pub mod watch;
 
 use anyhow::Context as _;
@@ -18,6 +19,8 @@ pub struct ClusterConfig {
     pub namespace: String,
     /// This replica's pod name (`POD_NAME`), its identity in status objects and the Lease.
     pub pod_name: String,
+    /// Keep `metadata.managedFields` of objects synced into `data.inventory`.
+    pub sync_managed_fields: bool,
 }
 
 /// A client from `KUBECONFIG` (or `~/.kube/config`), else the in-cluster service account. It

@@ -87,8 +87,8 @@ fn apply_to(map: &mut BTreeMap<String, Value>, change: Change) {
         Change::Applied(_, object) => {
             map.insert(name_of(&object).to_string(), policy_object(object));
         }
-        Change::Deleted(_, name) => {
-            map.remove(&name);
+        Change::Deleted(_, object) => {
+            map.remove(name_of(&object));
         }
     }
 }
@@ -138,7 +138,8 @@ impl Known {
                             (None, None) => {}
                         }
                     }
-                    Change::Deleted(_, name) => {
+                    Change::Deleted(_, crd) => {
+                        let name = name_of(&crd);
                         established.retain(|kind| crd::crd_name(kind) != name);
                     }
                 }
@@ -151,6 +152,7 @@ impl Known {
                     apply_to(&mut watch.objects, change);
                 }
             }
+            Watched::GatekeeperConfig | Watched::SyncSets | Watched::Synced(_) => {}
         }
     }
 
@@ -211,6 +213,7 @@ pub async fn run(
         let stop = shutdown.child_token();
         tokio::spawn(watch::run(
             api,
+            resource,
             config,
             what,
             tx.clone(),
@@ -495,13 +498,13 @@ mod tests {
         known.update(Change::Applied(Watched::ConstraintCrds, crd("K8sB", true)));
         assert_eq!(known.wanted_kinds().len(), 2);
         // The template goes: its constraints are no longer watched, whatever the CRD.
-        known.update(Change::Deleted(Watched::Templates, "k8sb".into()));
+        known.update(Change::Deleted(
+            Watched::Templates,
+            template("k8sb", "K8sB"),
+        ));
         assert_eq!(known.wanted_kinds(), BTreeSet::from(["K8sA".to_string()]));
         // The CRD goes (garbage collection): same.
-        known.update(Change::Deleted(
-            Watched::ConstraintCrds,
-            crd::crd_name("K8sA"),
-        ));
+        known.update(Change::Deleted(Watched::ConstraintCrds, crd("K8sA", true)));
         assert!(known.wanted_kinds().is_empty());
     }
 

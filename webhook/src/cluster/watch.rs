@@ -25,6 +25,12 @@ pub enum Watched {
     ConstraintCrds,
     /// Constraints of one kind.
     Constraints(String),
+    /// Gatekeeper's `Config` named `config` in tollgate's namespace.
+    GatekeeperConfig,
+    /// SyncSets.
+    SyncSets,
+    /// Objects of one kind synced into `data.inventory`.
+    Synced(tollgate_engine::gatekeeper::Gvk),
 }
 
 /// What a watch saw.
@@ -34,8 +40,8 @@ pub enum Change {
     Listed(Watched, Vec<Value>),
     /// One object created or changed.
     Applied(Watched, Value),
-    /// One object deleted.
-    Deleted(Watched, String),
+    /// One object deleted (its last state).
+    Deleted(Watched, Value),
 }
 
 /// A resource of a Gatekeeper group. The plural is given, never guessed: Gatekeeper's plurals
@@ -50,14 +56,31 @@ pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
     }
 }
 
-fn to_value(object: DynamicObject) -> Option<Value> {
-    serde_json::to_value(object).ok()
+/// The object as JSON, with `apiVersion` and `kind` filled in: items of a list come without
+/// them, and both policies and `data.inventory` key objects by them.
+fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
+    let mut value = serde_json::to_value(object).ok()?;
+    let map = value.as_object_mut()?;
+    for (key, want) in [
+        ("apiVersion", resource.api_version.as_str()),
+        ("kind", resource.kind.as_str()),
+    ] {
+        if map
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            map.insert(key.into(), Value::String(want.to_string()));
+        }
+    }
+    Some(value)
 }
 
 /// Sends the changes of `api` into `tx` until `stop`; a failed watch is retried with backoff
 /// and counted, and what was known stays meanwhile.
 pub async fn run(
     api: Api<DynamicObject>,
+    resource: ApiResource,
     config: watcher::Config,
     what: Watched,
     tx: mpsc::UnboundedSender<Change>,
@@ -69,6 +92,9 @@ pub async fn run(
         Watched::Expansions => "expansiontemplates".to_string(),
         Watched::ConstraintCrds => "customresourcedefinitions".to_string(),
         Watched::Constraints(kind) => kind.to_lowercase(),
+        Watched::GatekeeperConfig => "configs".to_string(),
+        Watched::SyncSets => "syncsets".to_string(),
+        Watched::Synced(gvk) => format!("synced {}/{}", gvk.api_version(), gvk.kind),
     };
     let mut events = watch_stream(api, config).default_backoff().boxed();
     let mut listing: Vec<Value> = Vec::new();
@@ -89,17 +115,18 @@ pub async fn run(
                 continue;
             }
             Ok(Event::InitApply(object)) => {
-                listing.extend(to_value(object));
+                listing.extend(to_value(object, &resource));
                 continue;
             }
             Ok(Event::InitDone) => Change::Listed(what.clone(), std::mem::take(&mut listing)),
-            Ok(Event::Apply(object)) => match to_value(object) {
+            Ok(Event::Apply(object)) => match to_value(object, &resource) {
                 Some(value) => Change::Applied(what.clone(), value),
                 None => continue,
             },
-            Ok(Event::Delete(object)) => {
-                Change::Deleted(what.clone(), object.metadata.name.unwrap_or_default())
-            }
+            Ok(Event::Delete(object)) => match to_value(object, &resource) {
+                Some(value) => Change::Deleted(what.clone(), value),
+                None => continue,
+            },
         };
         if tx.send(change).is_err() {
             return;

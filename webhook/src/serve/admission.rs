@@ -275,6 +275,18 @@ fn prepare(state: &AppState, mut review: Value) -> Result<Prepared, Answer> {
     {
         return Err(allow(&uid, Vec::new()));
     }
+    // The cluster's Gatekeeper `Config` (`spec.match[].excludedNamespaces` for the webhook).
+    if state
+        .config_excluded
+        .load()
+        .iter()
+        .any(|pattern| tollgate_engine::matching::wildcard_matches(pattern, namespace))
+    {
+        let mut answered = allow(&uid, Vec::new());
+        answered.response["status"]["message"] =
+            json!("Namespace is set to be ignored by Gatekeeper config");
+        return Err(answered);
+    }
     // The request moves into the review: no copy of the object.
     let request = review
         .get_mut("request")

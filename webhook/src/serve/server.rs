@@ -74,6 +74,7 @@ struct ClusterParts {
     config: crate::cluster::ClusterConfig,
     namespaces_listed: ReadinessHold,
     policies_listed: ReadinessHold,
+    synced: ReadinessHold,
     feed: Feed,
 }
 
@@ -146,6 +147,8 @@ impl Server {
                 policies_listed: state.hold_readiness(
                     "the cluster's ConstraintTemplates, constraints and ExpansionTemplates",
                 ),
+                synced: state
+                    .hold_readiness("the cluster's Config, SyncSets and the kinds they sync"),
                 feed: publisher.feed(crate::cluster::policies::SOURCE),
             }),
             _ => None,
@@ -269,8 +272,17 @@ impl Server {
                 config: cluster_config,
                 namespaces_listed,
                 policies_listed,
+                synced,
                 feed,
             } = parts;
+            tokio::spawn(crate::cluster::sync::run(
+                client.clone(),
+                cluster_config.clone(),
+                state.clone(),
+                synced,
+                cluster_config.sync_managed_fields,
+                shutdown.clone(),
+            ));
             tokio::spawn(namespaces::watch(
                 client.clone(),
                 state.clone(),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub policy_report: Arc<ArcSwap<PolicyReport>>,
     /// Reads a Namespace from the API server when `data` does not have it (cluster mode).
     pub namespace_reader: Option<NamespaceReader>,
+    /// Namespace patterns the cluster's Gatekeeper `Config` excludes from the webhook.
+    pub config_excluded: Arc<ArcSwap<Vec<String>>>,
     tls_bound: Arc<AtomicBool>,
     /// Other things readiness waits for (the cluster's first Namespace list).
     holds: Arc<Mutex<Vec<String>>>,
@@ -103,6 +105,7 @@ impl AppState {
                 problems: Vec::new(),
             })),
             namespace_reader: None,
+            config_excluded: Arc::default(),
             tls_bound: Arc::new(AtomicBool::new(false)),
             holds: Arc::new(Mutex::new(Vec::new())),
         }
