@@ -180,7 +180,7 @@ renders "resourceQuota.enabled false: the priority class without the quota" \
 # webhook rule is the one Gatekeeper's chart renders.
 GATEKEEPER_VERSION=$(sed -n 's/^GATEKEEPER_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
 GK_CHART="$(go env GOMODCACHE)/github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION/charts/gatekeeper"
-CHART_CRDS=(constrainttemplate expansiontemplate constrainttemplatepodstatus constraintpodstatus)
+CHART_CRDS=(constrainttemplate expansiontemplate constrainttemplatepodstatus constraintpodstatus config syncset)
 if [ ! -d "$GK_CHART/crds" ]; then
   if [ -n "${TOLLGATE_REQUIRE_ORACLES+set}" ]; then
     fail "Gatekeeper $GATEKEEPER_VERSION's chart is not in the Go module cache ($GK_CHART) and TOLLGATE_REQUIRE_ORACLES is set: run tests/e2e/install-tools.sh (go mod download github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION)"

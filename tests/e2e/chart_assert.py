@@ -250,6 +250,11 @@ WANT_CLUSTER_RULES = [
     {"apiGroups": ["constraints.gatekeeper.sh"], "resources": ["*/status"], "verbs": ["get", "update", "patch"]},
     # The plural of Gatekeeper's ExpansionTemplate CRD is "expansiontemplate" (no s).
     {"apiGroups": ["expansion.gatekeeper.sh"], "resources": ["expansiontemplate"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["syncset.gatekeeper.sh"], "resources": ["syncsets"], "verbs": ["get", "list", "watch"]},
+] + [
+    # One read-only rule per kind the values say is synced into data.inventory.
+    {"apiGroups": r["apiGroups"], "resources": r["resources"], "verbs": ["get", "list", "watch"]}
+    for r in (values.get("cluster") or {}).get("syncRead", [])
 ]
 # In the release namespace only: per-pod statuses, the leader-election Lease, the replica's own Pod.
 WANT_ROLE_RULES = [
@@ -258,6 +263,7 @@ WANT_ROLE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
      "verbs": ["get", "list", "watch", "create", "update", "patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+    {"apiGroups": ["config.gatekeeper.sh"], "resources": ["configs"], "verbs": ["get", "list", "watch"]},
 ]
 if cluster:
     roles, croles = kinds("Role"), kinds("ClusterRole")
@@ -271,7 +277,7 @@ if cluster:
     check(rrules == WANT_ROLE_RULES, "cluster mode: Role rules exactly as --cluster needs", f"got {rrules}")
     check(not [r for r in crules + rrules if "*" in r.get("verbs", []) or "*" in r.get("apiGroups", [])],
           "cluster mode: no wildcard verb or API group")
-    namespaced_only = {"status.gatekeeper.sh", "coordination.k8s.io"}
+    namespaced_only = {"status.gatekeeper.sh", "coordination.k8s.io", "config.gatekeeper.sh"}
     check(not [r for r in crules if namespaced_only & set(r.get("apiGroups", []))]
           and not [r for r in crules if "pods" in r.get("resources", [])],
           "cluster mode: status objects, Leases and Pods only in the release namespace's Role, not cluster-wide")
@@ -301,9 +307,10 @@ else:
 crds = kinds("CustomResourceDefinition")
 if cluster:
     want_crds = {"constrainttemplates.templates.gatekeeper.sh", "expansiontemplate.expansion.gatekeeper.sh",
-                 "constrainttemplatepodstatuses.status.gatekeeper.sh", "constraintpodstatuses.status.gatekeeper.sh"}
+                 "constrainttemplatepodstatuses.status.gatekeeper.sh", "constraintpodstatuses.status.gatekeeper.sh",
+                 "configs.config.gatekeeper.sh", "syncsets.syncset.gatekeeper.sh"}
     got_crds = sorted(d["metadata"]["name"] for d in crds)
-    check(len(crds) == 4 and set(got_crds) == want_crds, f"cluster mode: Gatekeeper's four CRDs (got {got_crds})")
+    check(len(crds) == 6 and set(got_crds) == want_crds, f"cluster mode: Gatekeeper's six CRDs (got {got_crds})")
     chart_labels = dep.get("metadata", {}).get("labels", {})
     for crd in crds:
         meta = crd.get("metadata", {})

@@ -524,8 +524,8 @@ echo "--- cluster mode: Namespaces from the API server (tollgate as the chart's 
 
 # The chart's RBAC for --cluster, applied for real; tollgate runs with a token of its
 # ServiceAccount, not as an admin, so a missing permission fails here.
-helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" --set cluster.enabled=true \
-  >"$W/objects/chart-cluster.yaml" 2>"$W/err" || fatal "helm template --set cluster.enabled=true"
+helm template tollgate "$ROOT/charts/tollgate" -n "$TOLLGATE_NS" -f "$E2E/values/cluster.yaml" \
+  >"$W/objects/chart-cluster.yaml" 2>"$W/err" || fatal "helm template -f values/cluster.yaml"
 python3 -c '
 import sys, yaml
 keep = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "CustomResourceDefinition"}
@@ -534,7 +534,8 @@ yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "$W/objects/chart-cluster.yaml
 kc apply -f "$W/objects/cluster-rbac.yaml"
 [ $RC -eq 0 ] || { explain; fatal "apply the chart's RBAC and Gatekeeper's CRDs"; }
 for crd in constrainttemplates.templates.gatekeeper.sh expansiontemplate.expansion.gatekeeper.sh \
-  constrainttemplatepodstatuses.status.gatekeeper.sh constraintpodstatuses.status.gatekeeper.sh; do
+  constrainttemplatepodstatuses.status.gatekeeper.sh constraintpodstatuses.status.gatekeeper.sh \
+  configs.config.gatekeeper.sh syncsets.syncset.gatekeeper.sh; do
   WATCH=kube-apiserver wait_for "CRD $crd Established" kubectl wait --for condition=Established --timeout 5s "crd/$crd" ||
     fatal "the chart's CRD $crd is not Established"
 done
@@ -621,6 +622,8 @@ fi
 
 echo "--- cluster mode: ConstraintTemplates and constraints from the API server"
 source "$E2E/cluster-policies.sh"
+echo "--- cluster mode: referential data (Gatekeeper's Config, data.inventory)"
+source "$E2E/cluster-sync.sh"
 
 # kube-apiserver restarted: enforcement never lapses (the cache answers), and tollgate resyncs.
 review payments >"$W/objects/review-payments.json"   # kubectl needs the API server to build it
