@@ -43,7 +43,7 @@ pub async fn watch(
 ) {
     let api: Api<Namespace> = Api::all(client);
     let mut events = watch_stream(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(super::watch::QuickFirstBackoff::default())
         .boxed();
     let mut hold = Some(hold);
     let mut relisted: Vec<Value> = Vec::new();

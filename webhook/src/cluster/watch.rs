@@ -3,6 +3,8 @@
 //! one object deleted. A relist replaces what was known, so objects deleted while the API
 //! server was out of reach are forgotten once it is back (Gatekeeper ignores those).
 
+use std::time::Duration;
+
 use futures_util::StreamExt as _;
 use kube::Api;
 use kube::core::{ApiResource, DynamicObject};
@@ -42,6 +44,43 @@ pub enum Change {
     Applied(Watched, Value),
     /// One object deleted (its last state).
     Deleted(Watched, Value),
+}
+
+/// Retries after 100 ms, doubling up to 30 s; back to 100 ms after a success. The usual first
+/// failure here is a constraint CRD that was just Established while the API server still
+/// publishes its resource: client-go's 800 ms first step (kube's default) would add a second or
+/// two to every apply-to-enforcement. An API server that keeps failing still gets client-go's
+/// 30 s ceiling.
+#[derive(Debug, Clone)]
+pub struct QuickFirstBackoff {
+    next: Duration,
+}
+
+impl QuickFirstBackoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+}
+
+impl Default for QuickFirstBackoff {
+    fn default() -> Self {
+        QuickFirstBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for QuickFirstBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (now * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickFirstBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 /// A resource of a Gatekeeper group. The plural is given, never guessed: Gatekeeper's plurals
@@ -96,7 +135,9 @@ pub async fn run(
         Watched::SyncSets => "syncsets".to_string(),
         Watched::Synced(gvk) => format!("synced {}/{}", gvk.api_version(), gvk.kind),
     };
-    let mut events = watch_stream(api, config).default_backoff().boxed();
+    let mut events = watch_stream(api, config)
+        .backoff(QuickFirstBackoff::default())
+        .boxed();
     let mut listing: Vec<Value> = Vec::new();
     loop {
         let event = tokio::select! {
@@ -131,5 +172,21 @@ pub async fn run(
         if tx.send(change).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff as _;
+
+    #[test]
+    fn backoff_starts_quick_doubles_to_30s_and_resets() {
+        let mut b = QuickFirstBackoff::default();
+        let steps: Vec<u64> = b.by_ref().take(4).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(steps, [100, 200, 400, 800]);
+        assert_eq!(b.by_ref().nth(20), Some(Duration::from_secs(30)));
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
     }
 }
