@@ -245,9 +245,15 @@ fn evaluate_constraints(
                 .parameters
                 .as_ref()
                 .map(|_| serde_json::to_value(&c.parameters).unwrap_or(Value::Null));
+            // The webhook and audit pass the cached Namespace to the driver (namespaceObject);
+            // gator passes none, even for a Namespace in its inventory.
+            let namespace = review
+                .namespace
+                .as_ref()
+                .filter(|_| ctx.enforcement_point != enforcement_point::GATOR);
             let results = cel.evaluate(&crate::cel::Input {
                 request: &review.request,
-                namespace: review.namespace.as_ref(),
+                namespace,
                 parameters: parameters.as_ref(),
             });
             if let Some(observe) = ctx.observe {

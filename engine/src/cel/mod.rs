@@ -400,9 +400,40 @@ impl Bindings {
             {
                 return why.clone();
             }
+            if let ExecutionError::NoSuchOverload(o) = &e
+                && o.function() == "_._"
+                && o.argument_types().first().map(String::as_str) == Some("null_type")
+                && let Some(field) = null_select(program.expression(), &ctx)
+            {
+                // cel-go: selecting a field of null is a missing key.
+                return format!("no such key: {field}");
+            }
             go_error(&e)
         })
     }
+}
+
+/// The field of the first selection (in evaluation order) whose operand is null, where the
+/// operand can be evaluated on its own (not inside a comprehension).
+fn null_select(e: &IdedExpr, ctx: &Context<'_, '_>) -> Option<String> {
+    let children: Vec<&IdedExpr> = match &e.expr {
+        Expr::Select(s) => vec![&s.operand],
+        Expr::Call(c) => c.target.iter().map(|t| &**t).chain(c.args.iter()).collect(),
+        Expr::List(l) => l.elements.iter().collect(),
+        _ => Vec::new(),
+    };
+    for child in children {
+        if let Some(found) = null_select(child, ctx) {
+            return Some(found);
+        }
+    }
+    if let Expr::Select(s) = &e.expr
+        && !s.test
+        && matches!(ctx.resolve(&s.operand), Ok(CelValue::Null))
+    {
+        return Some(s.field.clone());
+    }
+    None
 }
 
 fn cel_str<'a>(value: &'a CelValue, key: &str) -> Option<&'a str> {
@@ -482,7 +513,8 @@ fn parse_errors(text: &str, errors: &ParseErrors) -> String {
                 .map(|l| l.chars().count())
                 .sum::<usize>()
                 + column;
-            check::format_issue(text, offset, &format!("Syntax error: {}", e.msg))
+            // cel-rust words syntax errors as cel-go does, `Syntax error: ` included.
+            check::format_issue(text, offset, &e.msg)
         })
         .collect::<Vec<_>>()
         .join("\n")

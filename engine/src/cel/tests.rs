@@ -372,3 +372,21 @@ fn no_panic_on_hostile_expressions() {
         let _ = eval(e);
     }
 }
+
+#[test]
+fn selecting_a_field_of_null_names_the_key() {
+    assert_eq!(
+        eval("oldObject.metadata.name == 'x'"),
+        Err(
+            "expression 'oldObject.metadata.name == 'x'' resulted in error: no such key: metadata"
+                .into()
+        )
+    );
+    assert_eq!(
+        eval("object.spec.missing.deeper == 'x'"),
+        Err(
+            "expression 'object.spec.missing.deeper == 'x'' resulted in error: no such key: spec"
+                .into()
+        )
+    );
+}
