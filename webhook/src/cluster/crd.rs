@@ -358,7 +358,9 @@ mod tests {
             return;
         };
         let start = constant.find("const matchYAML = `\n").unwrap() + 20;
-        let end = start + constant[start..].find('`').unwrap();
+        // The raw string ends with a backtick alone on its line; backticks inside it are
+        // spliced in as `+"`"+`, which the copy keeps verbatim.
+        let end = start + constant[start..].find("\n`").unwrap() + 1;
         let ours = include_str!("match_crd.yaml");
         let ours = &ours[ours.find("---").unwrap()..];
         assert_eq!(ours, &constant[start..end]);
