@@ -32,7 +32,7 @@ pub struct CompiledTemplate {
 /// The compiled code of a template.
 #[derive(Debug)]
 enum Code {
-    Rego(RegoProgram),
+    Rego(Box<RegoProgram>),
     Cel {
         program: CelProgram,
         diagnostics: Vec<Diagnostic>,
@@ -111,12 +111,12 @@ impl CompiledTemplate {
                 message: e.message,
             })?;
         let code = match &template.code {
-            TemplateCode::Rego(code) => Code::Rego(RegoProgram::compile(
+            TemplateCode::Rego(code) => Code::Rego(Box::new(RegoProgram::compile(
                 &template.name,
                 code,
                 budget,
                 evaluator,
-            )?),
+            )?)),
             TemplateCode::Cel(source) => {
                 let (program, diagnostics) =
                     CelProgram::compile(source).map_err(|message| CompileFailure {

@@ -151,10 +151,7 @@ fn library_functions_directly() {
         ]))
         .is_err()
     );
-    assert_eq!(
-        library::sum(list(vec![CelValue::Int(i64::MAX), CelValue::Int(1)])).is_err(),
-        true
-    );
+    assert!(library::sum(list(vec![CelValue::Int(i64::MAX), CelValue::Int(1)])).is_err());
     assert_eq!(
         library::max(list(vec![CelValue::Int(-1), CelValue::UInt(0)])),
         Ok(CelValue::UInt(0))
