@@ -1,4 +1,5 @@
-//! Turns a ConstraintTemplate into a prepared regorus engine, exactly once.
+//! Turns a ConstraintTemplate into a prepared regorus engine (or, for a CEL-only template, a
+//! [`crate::cel::CelProgram`]), exactly once.
 //!
 //! Owns Gatekeeper's compile rules (Rego version, libs, allowed references, the required
 //! `violation` rule) and the engine settings that make regorus behave like OPA (non-strict
@@ -12,7 +13,8 @@ use std::time::Duration;
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value as RegoValue};
 
-use crate::gatekeeper::ConstraintTemplate;
+use crate::cel::{CelProgram, Diagnostic};
+use crate::gatekeeper::{ConstraintTemplate, RegoCode, TemplateCode};
 use crate::rego;
 use crate::rvm::{Evaluator, Fallback, FastPath};
 use crate::schema::ParametersSchema;
@@ -24,6 +26,22 @@ pub struct CompiledTemplate {
     pub template: ConstraintTemplate,
     /// Its parameters schema, when it has one.
     pub schema: Option<ParametersSchema>,
+    code: Code,
+}
+
+/// The compiled code of a template.
+#[derive(Debug)]
+enum Code {
+    Rego(Box<RegoProgram>),
+    Cel {
+        program: CelProgram,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// A template's Rego, prepared.
+#[derive(Debug)]
+struct RegoProgram {
     engine: Engine,
     /// Idle copies of `engine` for evaluations without inventory: reusing one costs less than
     /// cloning the prepared engine each time (regorus resets its evaluation state per call).
@@ -35,6 +53,8 @@ pub struct CompiledTemplate {
     uses_inventory: bool,
     /// The evaluation budget it was compiled with.
     budget: Option<Duration>,
+    /// The template module's source, for error locations.
+    rego: String,
 }
 
 /// The outcome of one evaluation.
@@ -81,7 +101,109 @@ impl CompiledTemplate {
         budget: Option<Duration>,
         evaluator: Evaluator,
     ) -> Result<Self, CompileFailure> {
-        let code = &template.code;
+        let schema = template
+            .parameters_schema
+            .as_ref()
+            .map(ParametersSchema::compile)
+            .transpose()
+            .map_err(|e| CompileFailure {
+                field: e.field,
+                message: e.message,
+            })?;
+        let code = match &template.code {
+            TemplateCode::Rego(code) => Code::Rego(Box::new(RegoProgram::compile(
+                &template.name,
+                code,
+                budget,
+                evaluator,
+            )?)),
+            TemplateCode::Cel(source) => {
+                let (program, diagnostics) =
+                    CelProgram::compile(source).map_err(|message| CompileFailure {
+                        field: source.field.clone(),
+                        message,
+                    })?;
+                Code::Cel {
+                    program,
+                    diagnostics,
+                }
+            }
+        };
+        Ok(CompiledTemplate {
+            template,
+            schema,
+            code,
+        })
+    }
+
+    /// The template's CEL program, when it runs CEL (`engine: K8sNativeValidation` only).
+    pub fn cel(&self) -> Option<&CelProgram> {
+        match &self.code {
+            Code::Cel { program, .. } => Some(program),
+            Code::Rego(_) => None,
+        }
+    }
+
+    /// CEL expressions of the template that do not compile: Gatekeeper accepts such a template
+    /// and reports the error on every review it would run in, and so does tollgate; these say
+    /// where they are.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match &self.code {
+            Code::Cel { diagnostics, .. } => diagnostics,
+            Code::Rego(_) => &[],
+        }
+    }
+
+    /// Whether the template's Rego reads `data.inventory` (only then is it given one).
+    pub fn uses_inventory(&self) -> bool {
+        matches!(&self.code, Code::Rego(r) if r.uses_inventory)
+    }
+
+    /// Whether evaluations run on the RVM.
+    pub fn on_fast_path(&self) -> bool {
+        matches!(&self.code, Code::Rego(r) if r.fast.is_some())
+    }
+
+    /// The constraint kind this template defines.
+    pub fn kind(&self) -> &str {
+        &self.template.kind
+    }
+
+    /// Evaluates `violation` for one input (`{"review", "parameters"}`), with `data.inventory`
+    /// when given. Returns the raw result set (or the error in OPA's wording) and any `print()`
+    /// output. A CEL template has no `violation`: see [`Self::cel`].
+    pub fn evaluate(&self, input: RegoValue, inventory: Option<&RegoValue>) -> Evaluation {
+        self.evaluate_within(input, inventory, None)
+    }
+
+    /// [`Self::evaluate`] with `budget` in place of the template's own budget for this call.
+    pub fn evaluate_within(
+        &self,
+        input: RegoValue,
+        inventory: Option<&RegoValue>,
+        budget: Option<Duration>,
+    ) -> Evaluation {
+        match &self.code {
+            Code::Rego(rego) => rego.evaluate_within(input, inventory, budget),
+            Code::Cel { .. } => Evaluation {
+                result: Err(format!(
+                    "template {} runs K8sNativeValidation (CEL), not Rego",
+                    self.template.name
+                )),
+                prints: Vec::new(),
+                timed_out: false,
+            },
+        }
+    }
+}
+
+impl RegoProgram {
+    fn compile(
+        name: &str,
+        code: &RegoCode,
+        budget: Option<Duration>,
+        evaluator: Evaluator,
+    ) -> Result<Self, CompileFailure> {
         let fail = |field: &str, message: String| CompileFailure {
             field: field.to_string(),
             message,
@@ -105,17 +227,11 @@ impl CompiledTemplate {
             rego::check_nesting(lib).map_err(|e| fail(&field, e.to_string()))?;
             rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;
             engine
-                .add_policy(
-                    format!("{}/lib{i}.rego", template.name),
-                    rego::normalize(lib, code.v1),
-                )
+                .add_policy(format!("{name}/lib{i}.rego"), rego::normalize(lib, code.v1))
                 .map_err(|e| fail(&field, e.to_string()))?;
         }
         let package = engine
-            .add_policy(
-                format!("{}.rego", template.name),
-                rego::normalize(&code.rego, code.v1),
-            )
+            .add_policy(format!("{name}.rego"), rego::normalize(&code.rego, code.v1))
             .map_err(|e| fail(&code.field, e.to_string()))?;
         // Gatekeeper's own rules run on source that parses: a syntax error is reported as one,
         // never as a follow-on such as a missing `violation` rule.
@@ -138,12 +254,6 @@ impl CompiledTemplate {
             ));
         }
         let violation_rule = format!("{package}.violation");
-        let schema = template
-            .parameters_schema
-            .as_ref()
-            .map(ParametersSchema::compile)
-            .transpose()
-            .map_err(|e| fail(&e.field, e.message))?;
         // Evaluate once on an empty review. This runs regorus's analysis (unsafe variables,
         // unknown functions, recursion) now, so a broken template fails at load time rather than
         // on every request, and it leaves the engine prepared: clones made per evaluation skip
@@ -154,59 +264,35 @@ impl CompiledTemplate {
         if let Err(e) = engine.eval_rule(violation_rule.clone()) {
             let message = e.to_string();
             if is_compile_error(&message) {
-                return Err(fail(&template.code.field, message));
+                return Err(fail(&code.field, message));
             }
         }
         let _ = engine.take_prints();
-        let uses_inventory = std::iter::once(&template.code.rego)
-            .chain(template.code.libs.iter())
+        let uses_inventory = std::iter::once(&code.rego)
+            .chain(code.libs.iter())
             .any(|src| src.contains("inventory"));
         let fast = match evaluator {
             Evaluator::Interpreter => None,
             Evaluator::Rvm => {
-                let sources = std::iter::once(template.code.rego.as_str())
-                    .chain(template.code.libs.iter().map(String::as_str))
+                let sources = std::iter::once(code.rego.as_str())
+                    .chain(code.libs.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join("\n");
                 FastPath::compile(&mut engine, &violation_rule, &sources)
             }
         };
-        Ok(CompiledTemplate {
-            template,
-            schema,
+        Ok(RegoProgram {
             engine,
             idle: Mutex::new(Vec::new()),
             fast,
             violation_rule,
             uses_inventory,
             budget,
+            rego: code.rego.clone(),
         })
     }
 
-    /// Whether the template's Rego reads `data.inventory` (only then is it given one).
-    pub fn uses_inventory(&self) -> bool {
-        self.uses_inventory
-    }
-
-    /// Whether evaluations run on the RVM.
-    pub fn on_fast_path(&self) -> bool {
-        self.fast.is_some()
-    }
-
-    /// The constraint kind this template defines.
-    pub fn kind(&self) -> &str {
-        &self.template.kind
-    }
-
-    /// Evaluates `violation` for one input (`{"review", "parameters"}`), with `data.inventory`
-    /// when given. Returns the raw result set (or the error in OPA's wording) and any `print()`
-    /// output.
-    pub fn evaluate(&self, input: RegoValue, inventory: Option<&RegoValue>) -> Evaluation {
-        self.evaluate_within(input, inventory, None)
-    }
-
-    /// [`Self::evaluate`] with `budget` in place of the template's own budget for this call.
-    pub fn evaluate_within(
+    fn evaluate_within(
         &self,
         input: RegoValue,
         inventory: Option<&RegoValue>,
@@ -265,7 +351,7 @@ impl CompiledTemplate {
         let mut timed_out = false;
         let result = engine.eval_rule(self.violation_rule.clone()).map_err(|e| {
             timed_out = crate::rvm::is_time_limit(&e);
-            opa_error_text(&e.to_string(), &self.template.code.rego)
+            opa_error_text(&e.to_string(), &self.rego)
         });
         let prints = engine
             .take_prints()

@@ -236,6 +236,41 @@ fn evaluate_constraints(
         let Some(template) = set.template(&c.constraint.kind) else {
             continue;
         };
+        if let Some(cel) = template.cel() {
+            // Gatekeeper's k8scel driver: no inventory, no print, no details; every failed
+            // validation is one result.
+            let started = std::time::Instant::now();
+            let parameters = c
+                .constraint
+                .parameters
+                .as_ref()
+                .map(|_| serde_json::to_value(&c.parameters).unwrap_or(Value::Null));
+            // The webhook and audit pass the cached Namespace to the driver (namespaceObject);
+            // gator passes none, even for a Namespace in its inventory.
+            let namespace = review
+                .namespace
+                .as_ref()
+                .filter(|_| ctx.enforcement_point != enforcement_point::GATOR);
+            let results = cel.evaluate(&crate::cel::Input {
+                request: &review.request,
+                namespace,
+                parameters: parameters.as_ref(),
+            });
+            if let Some(observe) = ctx.observe {
+                observe(c, started.elapsed());
+            }
+            for r in results {
+                outcome.violations.push(Violation {
+                    constraint: Arc::clone(c),
+                    msg: r.msg,
+                    details: Value::Object(Default::default()),
+                    actions: actions.clone(),
+                    implied_by: None,
+                    is_error: r.is_error,
+                });
+            }
+            continue;
+        }
         // Converted once per review, straight from the parsed request (no copy of it), and
         // shared by every constraint's input.
         let review_value = review_value

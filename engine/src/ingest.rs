@@ -165,7 +165,7 @@ impl Ingester {
             .collect();
         let layers = &layers[..];
         let mut set = PolicySet::default();
-        let compiled = self.ingest_templates(layers, &mut set, &mut problems);
+        let compiled = self.ingest_templates(layers, &mut set, &mut problems, &mut warnings);
         self.ingest_constraints(layers, &mut set, &mut problems);
         self.ingest_expansions(layers, &mut set, &mut problems);
         if self.options.builtin_expansions {
@@ -190,6 +190,7 @@ impl Ingester {
         layers: &[Layer<'_>],
         set: &mut PolicySet,
         problems: &mut Vec<Problem>,
+        warnings: &mut Vec<String>,
     ) -> Vec<TemplateIngestion> {
         // Which documents changed since the last ingestion; only those are compiled.
         let docs: Vec<(usize, &Document)> = layers
@@ -216,6 +217,18 @@ impl Ingester {
                 duration,
                 ok: result.is_ok(),
             });
+            if let Ok(t) = &result {
+                // CEL that does not compile: Gatekeeper accepts the template and denies every
+                // review it runs in with the compile error; tollgate does the same and says so now.
+                for d in t.diagnostics() {
+                    warnings.push(format!(
+                        "{}: {}: does not compile, so every review it runs in gets this error as its result (as in Gatekeeper): {}",
+                        subject(doc, "ConstraintTemplate"),
+                        d.field,
+                        d.message.replace('\n', " ")
+                    ));
+                }
+            }
             fresh.insert(std::ptr::from_ref(*doc), result.map(Arc::new));
         }
         let mut seen: HashSet<Key> = HashSet::new();
@@ -571,12 +584,12 @@ fn compile_template(
         });
     }
     // regorus's file names for the Rego it is given (see `compile`), to map its errors back.
-    let mut sources = vec![(
-        format!("{}.rego", template.name),
-        template.code.rego.clone(),
-    )];
-    for (i, lib) in template.code.libs.iter().enumerate() {
-        sources.push((format!("{}/lib{i}.rego", template.name), lib.clone()));
+    let mut sources = Vec::new();
+    if let Some(code) = template.rego() {
+        sources.push((format!("{}.rego", template.name), code.rego.clone()));
+        for (i, lib) in code.libs.iter().enumerate() {
+            sources.push((format!("{}/lib{i}.rego", template.name), lib.clone()));
+        }
     }
     CompiledTemplate::compile_with(template, options.eval_budget, options.evaluator).map_err(|f| {
         let message = match &doc.text {

@@ -1,10 +1,12 @@
-//! tollgate-engine: Gatekeeper-compatible policy evaluation on regorus.
+//! tollgate-engine: Gatekeeper-compatible policy evaluation on regorus (Rego) and cel-rust
+//! (`engine: K8sNativeValidation`).
 //!
 //! Data flows one way: [`load`] → [`ingest`] (which uses [`compile`]) into a
 //! [`policy_set::PolicySet`] →
 //! [`review`] → [`evaluate::review`] (match, expand, evaluate) → [`decide`]. The crate is
 //! synchronous and does no network I/O; the webhook binary wraps it.
 
+pub mod cel;
 pub mod compile;
 pub mod data;
 pub mod decide;

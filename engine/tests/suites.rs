@@ -138,3 +138,63 @@ fn unknown_constraint_fields_fail_as_under_gator() {
         without_timings(&ours_lines.join("\n"))
     );
 }
+
+/// K8sNativeValidation messages, byte for byte: `tests/cel-messages` fails by design so that
+/// both tools print every message (defaults, message expressions, compile and evaluation
+/// errors, variables that fail, DELETE with a null object, failurePolicy Ignore).
+#[test]
+fn cel_messages_are_gators() {
+    let results = run_all("../tests/cel-messages/...");
+    assert!(results.iter().any(|r| r.is_failure()));
+    let ours = printer::human(&results, true, "tollgate") + "\n";
+    assert!(ours.contains("got messages [regex mismatch]"), "{ours}");
+    let Some(gator) = gator() else {
+        eprintln!("gator not installed; oracle comparison skipped (CI installs it)");
+        return;
+    };
+    let out = Command::new(&gator)
+        .args(["verify", "-v", "../tests/cel-messages/..."])
+        .output()
+        .expect("run gator");
+    assert!(
+        !out.status.success(),
+        "this suite fails under gator by design"
+    );
+    let gator_text = String::from_utf8_lossy(&out.stdout).to_string();
+    // tollgate's report is gator's plus, for each failed assertion, where it is, what it wanted
+    // and how to rerun it.
+    let mut ours_lines: Vec<&str> = Vec::new();
+    let mut in_extra = false;
+    for l in ours.lines() {
+        let t = l.trim_start();
+        if t.starts_with("want violations") {
+            in_extra = true;
+        }
+        if !in_extra && !t.starts_with("at ") {
+            ours_lines.push(l);
+        }
+        if t.starts_with("rerun: ") {
+            in_extra = false;
+        }
+    }
+    let gator_lines: Vec<&str> = gator_text.lines().collect();
+    let (g, o) = (
+        without_timings(&gator_lines.join("\n")),
+        without_timings(&ours_lines.join("\n")),
+    );
+    if g != o {
+        let diff: Vec<String> = g
+            .lines()
+            .zip(o.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("gator: {a}\nours:  {b}"))
+            .collect();
+        panic!(
+            "CEL messages differ from gator's ({} vs {} lines):\n{}\n\nours:\n{ours}",
+            g.lines().count(),
+            o.lines().count(),
+            diff.join("\n")
+        );
+    }
+}

@@ -693,3 +693,65 @@ fn a_rego_syntax_error_points_at_the_template_file_line() {
         assert!(!run.stderr.contains(noise), "{noise}: {}", run.stderr);
     }
 }
+
+/// A CEL-only template (`engine: K8sNativeValidation`, Gatekeeper's own bats template) is
+/// evaluated, not refused: the labelled Namespace is admitted, the other two denied with the
+/// template's messages.
+#[test]
+fn cel_only_templates_are_evaluated() {
+    let dir = "tests/suites/cel-native";
+    let run = eval(&[
+        "--policies",
+        &format!("{dir}/k8srequiredlabels_template_vap.yaml"),
+        "--policies",
+        &format!("{dir}/requiredlabels_owner.yaml"),
+        "-f",
+        &format!("{dir}/ns_owned.yaml"),
+        "-f",
+        &format!("{dir}/ns_unlabelled.yaml"),
+        "-f",
+        &format!("{dir}/ns_bad_owner.yaml"),
+    ]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "v1/Namespace unlabelled: [\"all-must-have-label\"] (deny) Message: \"missing required label, requires all of: owner\""
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "v1/Namespace bad-owner: [\"all-must-have-label\"] (deny) Message: \"regex mismatch\""
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("owned:"), "{}", run.stdout);
+    assert_eq!(run.stderr, "3 objects, 2 denied, 0 warned\n");
+
+    // An expression that does not compile is said when the template is read, and denies as
+    // in Gatekeeper.
+    let run = eval(&[
+        "--policies",
+        &format!("{dir}/celbroken_template.yaml"),
+        "--policies",
+        &format!("{dir}/celbroken_constraint.yaml"),
+        "-f",
+        &format!("{dir}/cm_nolabels.yaml"),
+    ]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "spec.targets[0].code[0].source.validations[1].expression: does not compile, so every review it runs in gets this error as its result (as in Gatekeeper): compilation failed: ERROR: <input>:1:1: undeclared reference to 'undefinedvar'"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("(deny) Message: \"compilation error: must evaluate to bool but got dyn\""),
+        "{}",
+        run.stdout
+    );
+}

@@ -18,7 +18,9 @@ pub use expansion::{ApplyTo, ExpansionTemplate};
 pub use fields::{FieldError, type_name as fields_type_name};
 pub use match_spec::{KindSelector, LabelSelector, Match, Requirement};
 pub use suite::{Assertion, Case, Expectation, Suite, Test};
-pub use template::{ConstraintTemplate, RegoCode};
+pub use template::{
+    CEL_ENGINE, CelSource, CelValidation, ConstraintTemplate, RegoCode, TemplateCode,
+};
 pub use unknown_fields::{ParametersShape, unknown_fields};
 
 /// Group of ConstraintTemplates.
