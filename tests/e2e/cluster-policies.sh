@@ -89,13 +89,16 @@ else
   sed 's/^/    /' "$W/out"
 fi
 
-# --- a constraint applied with kubectl is enforced
+# --- a constraint applied with kubectl is enforced. Two times: kubectl's own (the first apply
+# of a new kind refreshes kubectl's discovery cache, which takes a second or two), and from
+# kubectl's return to the first refusal, which is tollgate's.
 started=$(now_ms)
 kc apply -f "$W/objects/cm-need-owner.yaml"
 [ $RC -eq 0 ] || { explain; fatal "apply constraint cm-need-owner"; }
+applied=$(now_ms)
 if STEP_TIMEOUT=60 wait_for "cm-need-owner to be enforced" cm_refused; then
-  APPLY_TO_ENFORCED_MS=$(($(now_ms) - started))
-  pass "kubectl apply of a constraint: enforced after $APPLY_TO_ENFORCED_MS ms (apply to first refusal)"
+  enforced=$(now_ms)
+  pass "kubectl apply of a constraint: enforced $((enforced - applied)) ms after kubectl returned ($((enforced - started)) ms from the start of kubectl apply, $((applied - started)) ms of it kubectl's)"
 else
   fail "kubectl apply of a constraint: enforced"
 fi
