@@ -98,6 +98,13 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of the audit's violation gauge (Gatekeeper's `gatekeeper_violations`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuditViolationLabels {
+    /// deny, warn, dryrun or scoped.
+    pub enforcement_action: String,
+}
+
 /// Labels of the oversized request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OversizedLabels {
@@ -137,6 +144,14 @@ pub struct Metrics {
     pub moved_to_pool: Counter,
     /// Requests refused with 413 because the body is over the limit.
     pub oversized: Family<OversizedLabels, Counter>,
+    /// Violations found by the last audit pass, by enforcement action.
+    pub audit_violations: Family<AuditViolationLabels, Gauge>,
+    /// Duration of audit passes.
+    pub audit_duration: Histogram,
+    /// Start of the last audit pass (Unix seconds).
+    pub audit_last_run: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// End of the last audit pass (Unix seconds).
+    pub audit_last_run_end: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -260,6 +275,33 @@ impl Metrics {
             "Admission requests refused with 413 because the body is over the limit, by whether the rest of the body was read to its end (drained) or not (unread, connection closed)",
             oversized.clone(),
         );
+        // The audit's metrics, with Gatekeeper's names (`pkg/audit/stats_reporter.go`).
+        let audit_violations = Family::<AuditViolationLabels, Gauge>::default();
+        registry.register(
+            "gatekeeper_violations",
+            "Total number of audited violations, by enforcement action, in the last audit pass",
+            audit_violations.clone(),
+        );
+        let audit_duration = Histogram::new(
+            [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0].into_iter(),
+        );
+        registry.register(
+            "gatekeeper_audit_duration_seconds",
+            "Latency of audit operation in seconds",
+            audit_duration.clone(),
+        );
+        let audit_last_run = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "gatekeeper_audit_last_run_time",
+            "Timestamp of last audit run starting time",
+            audit_last_run.clone(),
+        );
+        let audit_last_run_end = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "gatekeeper_audit_last_run_end_time",
+            "Timestamp of last audit run ending time",
+            audit_last_run_end.clone(),
+        );
         for body in ["drained", "unread"] {
             oversized
                 .get_or_create(&OversizedLabels { body: body.into() })
@@ -281,6 +323,10 @@ impl Metrics {
             problems,
             watch_restarts,
             tls_reloads,
+            audit_violations,
+            audit_duration,
+            audit_last_run,
+            audit_last_run_end,
         }
     }
 
