@@ -101,6 +101,21 @@ pub struct ServeArgs {
     /// `data.inventory` (dropped by default: most of their bytes, read by no policy).
     #[arg(long, requires = "cluster")]
     pub sync_managed_fields: bool,
+    /// In cluster mode, time between audit passes (run by the replica holding the status
+    /// Lease); 0 disables the audit.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub audit_interval: Duration,
+    /// Objects per list request of the audit.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub audit_chunk_size: u32,
+    /// Violations kept in each constraint's `status.violations` (all are counted in
+    /// `status.totalViolations`).
+    #[arg(long, default_value_t = 20)]
+    pub constraint_violations_limit: usize,
+    /// Audit only the kinds the constraints name (every listable kind when a constraint names
+    /// none).
+    #[arg(long)]
+    pub audit_match_kind_only: bool,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -133,6 +148,10 @@ impl TryFrom<ServeArgs> for ServeConfig {
             cluster,
             namespace,
             sync_managed_fields,
+            audit_interval,
+            audit_chunk_size,
+            constraint_violations_limit,
+            audit_match_kind_only,
         } = args;
         for (name, d) in [
             ("reload-interval", reload_interval),
@@ -198,6 +217,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
                         .ok_or(ConfigError::NoNamespace)?,
                     pod_name: std::env::var("POD_NAME").unwrap_or_else(|_| "tollgate".into()),
                     sync_managed_fields,
+                    audit: crate::cluster::audit::AuditSettings {
+                        interval: audit_interval,
+                        chunk_size: audit_chunk_size,
+                        violations_limit: constraint_violations_limit,
+                        match_kind_only: audit_match_kind_only,
+                    },
                 })
             } else {
                 None

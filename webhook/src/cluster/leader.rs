@@ -35,7 +35,12 @@ const ROUND: Duration = Duration::from_secs(3);
 
 /// Tries to hold the Lease and, while holding it, folds status each round, until `shutdown`;
 /// then gives the Lease up so another replica takes over at once.
-pub async fn run(client: kube::Client, config: ClusterConfig, shutdown: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    config: ClusterConfig,
+    leading_now: tokio::sync::watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
     let mut leading = false;
     let mut ticks = tokio::time::interval(ROUND);
@@ -55,6 +60,7 @@ pub async fn run(client: kube::Client, config: ClusterConfig, shutdown: Cancella
                     );
                 }
                 leading = now;
+                leading_now.send_replace(now);
             }
             Err(e) => {
                 tracing::warn!(error = %e, lease = LEASE, "cannot read or renew the Lease");

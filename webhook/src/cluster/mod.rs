@@ -2,6 +2,7 @@
 //! the server's state (the data snapshot, readiness) and, later, the policy publisher; the
 //! engine never sees a client.
 
+pub mod audit;
 pub mod crd;
 pub mod leader;
 pub mod namespaces;
@@ -21,6 +22,8 @@ pub struct ClusterConfig {
     pub pod_name: String,
     /// Keep `metadata.managedFields` of objects synced into `data.inventory`.
     pub sync_managed_fields: bool,
+    /// The audit.
+    pub audit: audit::AuditSettings,
 }
 
 /// A client from `KUBECONFIG` (or `~/.kube/config`), else the in-cluster service account. It

@@ -42,6 +42,8 @@ pub struct SyncPlan {
     pub sync_excluded: Vec<String>,
     /// Namespace patterns excluded from the webhook.
     pub webhook_excluded: Vec<String>,
+    /// Namespace patterns excluded from the audit.
+    pub audit_excluded: Vec<String>,
 }
 
 fn gvk_of(entry: &Value) -> Option<Gvk> {
@@ -94,6 +96,9 @@ impl SyncPlan {
                     if process == "*" || process == "webhook" {
                         plan.webhook_excluded.extend(namespaces.iter().cloned());
                     }
+                    if process == "*" || process == "audit" {
+                        plan.audit_excluded.extend(namespaces.iter().cloned());
+                    }
                 }
             }
         }
@@ -106,6 +111,8 @@ impl SyncPlan {
         plan.sync_excluded.dedup();
         plan.webhook_excluded.sort();
         plan.webhook_excluded.dedup();
+        plan.audit_excluded.sort();
+        plan.audit_excluded.dedup();
         plan
     }
 
@@ -246,6 +253,9 @@ pub async fn run(
             state
                 .config_excluded
                 .store(Arc::new(next.webhook_excluded.clone()));
+            state
+                .config_audit_excluded
+                .store(Arc::new(next.audit_excluded.clone()));
             // Kinds no longer asked for, and every kind when the exclusions change (their
             // objects are listed again under the new exclusions).
             let relist_all = next.sync_excluded != plan.sync_excluded;
@@ -414,6 +424,7 @@ mod tests {
         assert_eq!(kinds, ["Namespace", "Service", "Ingress"]);
         assert_eq!(plan.sync_excluded, ["kube-*"]);
         assert_eq!(plan.webhook_excluded, ["kube-*", "no-webhook"]);
+        assert_eq!(plan.audit_excluded, ["audit-only", "kube-*"]);
         assert!(plan.excludes("kube-system"));
         assert!(!plan.excludes("audit-only"));
     }

@@ -303,9 +303,19 @@ impl Server {
                 outcomes,
                 shutdown.clone(),
             ));
+            let (leading, leading_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(crate::cluster::audit::run(
+                client.clone(),
+                cluster_config.clone(),
+                state.clone(),
+                cluster_config.audit.clone(),
+                leading_rx,
+                shutdown.clone(),
+            ));
             leader = Some(tokio::spawn(crate::cluster::leader::run(
                 client,
                 cluster_config,
+                leading,
                 shutdown.clone(),
             )));
         }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub namespace_reader: Option<NamespaceReader>,
     /// Namespace patterns the cluster's Gatekeeper `Config` excludes from the webhook.
     pub config_excluded: Arc<ArcSwap<Vec<String>>>,
+    /// Namespace patterns the cluster's Gatekeeper `Config` excludes from the audit.
+    pub config_audit_excluded: Arc<ArcSwap<Vec<String>>>,
     tls_bound: Arc<AtomicBool>,
     /// Other things readiness waits for (the cluster's first Namespace list).
     holds: Arc<Mutex<Vec<String>>>,
@@ -106,6 +108,7 @@ impl AppState {
             })),
             namespace_reader: None,
             config_excluded: Arc::default(),
+            config_audit_excluded: Arc::default(),
             tls_bound: Arc::new(AtomicBool::new(false)),
             holds: Arc::new(Mutex::new(Vec::new())),
         }

@@ -1,0 +1,479 @@
+//! Audit, as Gatekeeper's (`pkg/audit/manager.go`): every `--audit-interval` the holder of the
+//! status Lease lists what the constraints can match and evaluates every object through the one
+//! review path, at the audit enforcement point, then writes on each constraint of the cluster
+//! `status.totalViolations`, `status.violations[]` (at most `--constraint-violations-limit`,
+//! Gatekeeper's choice and order, messages cut at 256 bytes) and `status.auditTimestamp`.
+//!
+//! Beyond Gatekeeper: objects are listed in chunks and reviewed chunk by chunk, so memory holds
+//! one chunk plus the kept violations whatever the cluster's size; the reviews run on the
+//! blocking pool, off the threads that answer admission requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::discovery::{Discovery, verbs};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tollgate_engine::gatekeeper::object_namespace;
+use tollgate_engine::matching::wildcard_matches;
+use tollgate_engine::{Context, PolicySet, Review, Source, enforcement_point};
+
+use super::status::field_manager;
+use super::{ClusterConfig, crd, watch as watched};
+use crate::serve::metrics::AuditViolationLabels;
+use crate::serve::state::AppState;
+
+/// How the audit runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Time between passes; zero disables the audit.
+    pub interval: Duration,
+    /// Objects per list request.
+    pub chunk_size: u32,
+    /// Violations kept in each constraint's status.
+    pub violations_limit: usize,
+    /// List only the kinds the constraints name (all listable kinds when one names none).
+    pub match_kind_only: bool,
+}
+
+/// Gatekeeper's `msgSize`.
+const MESSAGE_LIMIT: usize = 256;
+
+/// One entry of `status.violations`, ordered as Gatekeeper orders them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StatusViolation {
+    group: String,
+    version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    message: String,
+    enforcement_action: String,
+    enforcement_actions: Vec<String>,
+}
+
+impl StatusViolation {
+    fn to_json(&self) -> Value {
+        let mut v = json!({
+            "group": self.group,
+            "version": self.version,
+            "kind": self.kind,
+            "name": self.name,
+            "message": self.message,
+            "enforcementAction": self.enforcement_action,
+        });
+        if !self.namespace.is_empty() {
+            v["namespace"] = json!(self.namespace);
+        }
+        if !self.enforcement_actions.is_empty() {
+            v["enforcementActions"] = json!(self.enforcement_actions);
+        }
+        v
+    }
+}
+
+/// Gatekeeper's `truncateString`: cut to 253 bytes and "...". Go slices bytes; tollgate cuts
+/// at the char boundary at or before that byte, so the result stays valid UTF-8.
+pub fn truncate(message: &str) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message.to_string();
+    }
+    let mut end = MESSAGE_LIMIT - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+/// A constraint's results of one pass: the count and the kept violations.
+#[derive(Debug, Default)]
+pub struct ConstraintResults {
+    total: u64,
+    /// Gatekeeper's LimitQueue keeps the `limit` smallest in its order.
+    kept: BTreeSet<StatusViolation>,
+}
+
+impl ConstraintResults {
+    fn add(&mut self, violation: StatusViolation, limit: usize) {
+        self.total += 1;
+        self.kept.insert(violation);
+        while self.kept.len() > limit {
+            self.kept.pop_last();
+        }
+    }
+
+    /// The status list: Gatekeeper pops its max-heap, so the kept violations come largest first.
+    pub fn violations(&self) -> Vec<Value> {
+        self.kept
+            .iter()
+            .rev()
+            .map(StatusViolation::to_json)
+            .collect()
+    }
+}
+
+/// Results of one pass by constraint (kind, name).
+pub type PassResults = BTreeMap<(String, String), ConstraintResults>;
+
+/// Reviews one chunk of objects and adds the results.
+pub fn review_chunk(
+    set: &PolicySet,
+    data: &tollgate_engine::DataSnapshot,
+    objects: Vec<Value>,
+    limit: usize,
+    results: &mut PassResults,
+) {
+    let ctx = Context {
+        enforcement_point: enforcement_point::AUDIT,
+        data: Some(data),
+        expand: true,
+        observe: None,
+    };
+    for object in objects {
+        let gvk = tollgate_engine::gatekeeper::Gvk::of(&object);
+        let namespace = object_namespace(&object).to_string();
+        let name = tollgate_engine::gatekeeper::object_name(&object).to_string();
+        let namespace_object = data.namespace(&namespace).cloned();
+        let review = Review::of_object(object, Source::Original).with_namespace(namespace_object);
+        let Ok(outcome) = tollgate_engine::evaluate::review(set, &review, &ctx) else {
+            continue;
+        };
+        for v in outcome.violations {
+            let c = &v.constraint.constraint;
+            let scoped = c.enforcement_action == "scoped";
+            if scoped && v.actions.is_empty() {
+                continue;
+            }
+            let violation = StatusViolation {
+                group: gvk.group.clone(),
+                version: gvk.version.clone(),
+                kind: gvk.kind.clone(),
+                namespace: namespace.clone(),
+                name: name.clone(),
+                message: truncate(&v.msg),
+                enforcement_action: c.enforcement_action.clone(),
+                enforcement_actions: if scoped {
+                    v.actions.iter().map(|a| a.as_str().to_string()).collect()
+                } else {
+                    Vec::new()
+                },
+            };
+            results
+                .entry((c.kind.clone(), c.name.clone()))
+                .or_default()
+                .add(violation, limit);
+        }
+    }
+}
+
+/// The kinds a pass lists: every listable resource (preferred versions), or with
+/// `match_kind_only` those the constraints name.
+async fn resources(
+    client: &kube::Client,
+    set: &PolicySet,
+    match_kind_only: bool,
+) -> Result<Vec<ApiResource>, kube::Error> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut named: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut any_kind = !match_kind_only;
+    if match_kind_only {
+        for c in set.constraints() {
+            let kinds = &c.constraint.matcher.kinds;
+            if kinds.is_empty() {
+                any_kind = true;
+            }
+            let any = || vec!["*".to_string()];
+            for k in kinds {
+                // An empty list matches anything, as `*` does.
+                let groups = if k.api_groups.is_empty() {
+                    any()
+                } else {
+                    k.api_groups.clone()
+                };
+                let names = if k.kinds.is_empty() {
+                    any()
+                } else {
+                    k.kinds.clone()
+                };
+                for group in &groups {
+                    for kind in &names {
+                        named.insert((group.clone(), kind.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let wanted = |group: &str, kind: &str| {
+        any_kind
+            || named
+                .iter()
+                .any(|(g, k)| (g == "*" || g == group) && (k == "*" || k == kind))
+    };
+    let mut out = Vec::new();
+    for group in discovery.groups() {
+        for (resource, caps) in group.recommended_resources() {
+            if !caps.supports_operation(verbs::LIST) || resource.plural.contains('/') {
+                continue;
+            }
+            if wanted(&resource.group, &resource.kind) {
+                out.push(resource);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a pass every interval while this replica leads, until `shutdown`.
+pub async fn run(
+    client: kube::Client,
+    config: ClusterConfig,
+    state: AppState,
+    settings: AuditSettings,
+    mut leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    if settings.interval.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(settings.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+            changed = leading.changed() => {
+                if changed.is_err() { return; }
+                continue;
+            }
+        }
+        if !*leading.borrow() {
+            continue;
+        }
+        if let Err(e) = pass(&client, &config, &state, &settings, &shutdown).await {
+            tracing::warn!(error = %e, "audit pass failed; the next one runs at the next interval");
+        }
+    }
+}
+
+async fn pass(
+    client: &kube::Client,
+    config: &ClusterConfig,
+    state: &AppState,
+    settings: &AuditSettings,
+    shutdown: &CancellationToken,
+) -> Result<(), kube::Error> {
+    let Some(set) = state.policies.load_full() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let timestamp = k8s_openapi::chrono::DateTime::<k8s_openapi::chrono::Utc>::from(started_at)
+        .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true);
+    state.metrics.audit_last_run.set(unix_seconds(started_at));
+    let excluded = state.config_audit_excluded.load_full();
+    let mut results = PassResults::new();
+    let mut objects_reviewed = 0usize;
+    for resource in resources(client, &set, settings.match_kind_only).await? {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let mut params = ListParams::default().limit(settings.chunk_size);
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let list = match api.list(&params).await {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::warn!(resource = %format!("{}/{}", resource.api_version, resource.plural),
+                        error = %e, "audit cannot list a resource; skipped this pass");
+                    break;
+                }
+            };
+            let next = list.metadata.continue_.clone().filter(|c| !c.is_empty());
+            let chunk: Vec<Value> = list
+                .items
+                .into_iter()
+                .filter_map(|o| serde_json::to_value(o).ok())
+                .map(|mut o| {
+                    o["apiVersion"] = json!(resource.api_version);
+                    o["kind"] = json!(resource.kind);
+                    o
+                })
+                .filter(|o| {
+                    !excluded
+                        .iter()
+                        .any(|p| wildcard_matches(p, audited_namespace(o, &resource.kind)))
+                })
+                .collect();
+            objects_reviewed += chunk.len();
+            let set_for_chunk = Arc::clone(&set);
+            let data = state.data.load_full();
+            let limit = settings.violations_limit;
+            results = tokio::task::spawn_blocking(move || {
+                review_chunk(&set_for_chunk, &data, chunk, limit, &mut results);
+                results
+            })
+            .await
+            .unwrap_or_default();
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    let mut by_action: BTreeMap<String, i64> = BTreeMap::new();
+    write_status(client, config, &set, &results, &timestamp, &mut by_action).await;
+    state.metrics.audit_violations.clear();
+    for (action, count) in by_action {
+        state
+            .metrics
+            .audit_violations
+            .get_or_create(&AuditViolationLabels {
+                enforcement_action: action,
+            })
+            .set(count);
+    }
+    state
+        .metrics
+        .audit_duration
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .audit_last_run_end
+        .set(unix_seconds(SystemTime::now()));
+    tracing::info!(
+        objects = objects_reviewed,
+        constraints_with_violations = results.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "audit pass done"
+    );
+    Ok(())
+}
+
+/// The namespace the Config's audit exclusions apply to: a Namespace's own name, else the
+/// object's namespace (Gatekeeper's `IsNamespaceExcluded`).
+fn audited_namespace<'a>(object: &'a Value, kind: &str) -> &'a str {
+    if kind == "Namespace" {
+        tollgate_engine::gatekeeper::object_name(object)
+    } else {
+        object_namespace(object)
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Writes each cluster constraint's audit status; counts violations by action for the metric.
+async fn write_status(
+    client: &kube::Client,
+    config: &ClusterConfig,
+    set: &PolicySet,
+    results: &PassResults,
+    timestamp: &str,
+    by_action: &mut BTreeMap<String, i64>,
+) {
+    let params = PatchParams {
+        field_manager: Some(field_manager(config)),
+        ..PatchParams::default()
+    };
+    let kinds: BTreeSet<&str> = set
+        .constraints()
+        .iter()
+        .map(|c| c.constraint.kind.as_str())
+        .collect();
+    for c in set.constraints() {
+        let key = (c.constraint.kind.clone(), c.constraint.name.clone());
+        let total = results.get(&key).map_or(0, |r| r.total);
+        *by_action
+            .entry(c.constraint.enforcement_action.clone())
+            .or_default() += total as i64;
+    }
+    for kind in kinds {
+        let resource = watched::resource(crd::GROUP, "v1beta1", kind, &kind.to_lowercase());
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let Ok(live) = api.list(&ListParams::default()).await else {
+            // A kind from files or the pack has no CRD: its results are in the metrics only.
+            continue;
+        };
+        for constraint in live.items {
+            let Some(name) = constraint.metadata.name.clone() else {
+                continue;
+            };
+            let results = results.get(&(kind.to_string(), name.clone()));
+            let violations = results
+                .map(ConstraintResults::violations)
+                .unwrap_or_default();
+            let patch = json!({"status": {
+                "auditTimestamp": timestamp,
+                "totalViolations": results.map_or(0, |r| r.total),
+                // Gatekeeper removes the list when there is nothing to show.
+                "violations": if violations.is_empty() { Value::Null } else { json!(violations) },
+            }});
+            if let Err(e) = api
+                .patch_status(&name, &params, &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(constraint = %format!("{kind}/{name}"), error = %e, "cannot write audit status");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(ns: &str, name: &str) -> StatusViolation {
+        StatusViolation {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: ns.into(),
+            name: name.into(),
+            message: "m".into(),
+            enforcement_action: "deny".into(),
+            enforcement_actions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_smallest_and_lists_them_largest_first_as_gatekeepers_heap_does() {
+        let mut r = ConstraintResults::default();
+        for name in ["e", "a", "d", "b", "c"] {
+            r.add(v("ns", name), 3);
+        }
+        assert_eq!(r.total, 5);
+        let names: Vec<String> = r
+            .violations()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn messages_are_cut_at_256_bytes_with_dots() {
+        let long = "x".repeat(300);
+        let cut = truncate(&long);
+        assert_eq!(cut.len(), 256);
+        assert!(cut.ends_with("..."));
+        assert_eq!(truncate("short"), "short");
+        // A multi-byte character across the cut is not split.
+        let tricky = format!("{}é{}", "x".repeat(252), "y".repeat(10));
+        assert!(truncate(&tricky).ends_with("..."));
+    }
+
+    #[test]
+    fn a_violation_without_namespace_omits_it() {
+        let json = v("", "node-1").to_json();
+        assert!(json.get("namespace").is_none());
+        assert_eq!(json["enforcementAction"], "deny");
+    }
+}
