@@ -251,7 +251,10 @@ WANT_CLUSTER_RULES = [
     # The plural of Gatekeeper's ExpansionTemplate CRD is "expansiontemplate" (no s).
     {"apiGroups": ["expansion.gatekeeper.sh"], "resources": ["expansiontemplate"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["syncset.gatekeeper.sh"], "resources": ["syncsets"], "verbs": ["get", "list", "watch"]},
-] + [
+] + ([
+    # The audit lists everything the constraints can match (on unless cluster.audit.enabled=false).
+    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]},
+] if ((values.get("cluster") or {}).get("audit") or {}).get("enabled", True) else []) + [
     # One read-only rule per kind the values say is synced into data.inventory.
     {"apiGroups": r["apiGroups"], "resources": r["resources"], "verbs": ["get", "list", "watch"]}
     for r in (values.get("cluster") or {}).get("syncRead", [])
@@ -275,8 +278,9 @@ if cluster:
     crules, rrules = crole.get("rules", []), role.get("rules", [])
     check(crules == WANT_CLUSTER_RULES, "cluster mode: ClusterRole rules exactly as --cluster needs", f"got {crules}")
     check(rrules == WANT_ROLE_RULES, "cluster mode: Role rules exactly as --cluster needs", f"got {rrules}")
-    check(not [r for r in crules + rrules if "*" in r.get("verbs", []) or "*" in r.get("apiGroups", [])],
-          "cluster mode: no wildcard verb or API group")
+    check(not [r for r in crules + rrules if "*" in r.get("verbs", [])
+               or ("*" in r.get("apiGroups", []) and r != {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]})],
+          "cluster mode: no wildcard verb, and no wildcard API group but the audit's list")
     namespaced_only = {"status.gatekeeper.sh", "coordination.k8s.io", "config.gatekeeper.sh"}
     check(not [r for r in crules if namespaced_only & set(r.get("apiGroups", []))]
           and not [r for r in crules if "pods" in r.get("resources", [])],
@@ -295,6 +299,10 @@ if cluster:
     check(len(sas) == 1 and sas[0]["metadata"]["name"] == sa_name, f"cluster mode: the Pods run as the ServiceAccount {sa_name}")
     check(len(sas) == 1 and sas[0].get("automountServiceAccountToken") is True, "cluster mode: ServiceAccount token automount")
     check("--cluster" in c.get("args", []), "cluster mode: --cluster")
+    audit = (values.get("cluster") or {}).get("audit") or {}
+    want_interval = audit.get("interval", "60s") if audit.get("enabled", True) else "0s"
+    check(f"--audit-interval={want_interval}" in c.get("args", []),
+          f"cluster mode: --audit-interval={want_interval}")
     check(env.get("POD_NAME") == "metadata.name", "cluster mode: POD_NAME from the downward API")
 else:
     check(not rbac, "no RBAC objects (file mode reads nothing from the API)")

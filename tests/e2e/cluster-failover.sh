@@ -32,7 +32,7 @@ start tollgate-b env KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGAT
   --listen "127.0.0.1:$TOLLGATE_B_PORT" --probe-listen "127.0.0.1:$PROBE_B_PORT" \
   --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" \
   --exempt-namespace kube-system --exempt-namespace "$TOLLGATE_NS" \
-  --log-format json --cluster --policies "$W/cluster-policies"
+  --log-format json --cluster --audit-interval 0 --policies "$W/cluster-policies"
 WATCH=tollgate-b STEP_TIMEOUT=60 wait_for "tollgate-b /readyz" curl -sf "http://127.0.0.1:$PROBE_B_PORT/readyz" ||
   fatal "the second replica did not become ready"
 a=$(cm_direct "$TOLLGATE_PORT")
@@ -91,7 +91,7 @@ fi
 # new constraint can be applied; the new leader must fold the status of both live replicas.
 if [ "$leader_proc" = tollgate ]; then
   KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
-    start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"
+    start_tollgate --cluster --audit-interval 0 --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"
   live="tollgate-a tollgate-b"
 else
   live="tollgate-a"

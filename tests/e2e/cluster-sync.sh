@@ -61,7 +61,7 @@ STEP_TIMEOUT=60 wait_for "the host to be taken again" duplicate_refused || fail 
 # first answer already knows the first Ingress.
 stop tollgate
 KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
-  start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"
+  start_tollgate --cluster --audit-interval 0 --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"
 if duplicate_refused; then
   pass "right after a tollgate restart the duplicate host is refused (readiness waited for the synced Ingresses)"
 else

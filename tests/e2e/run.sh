@@ -569,7 +569,7 @@ kc apply -f "$W/objects/team-namespaces.yaml"
 [ $RC -eq 0 ] || { explain; fatal "create the payments and open namespaces"; }
 stop tollgate
 KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
-  start_tollgate --cluster --policies "$W/cluster-policies" || fatal "tollgate --cluster did not come up"
+  start_tollgate --cluster --audit-interval 0 --policies "$W/cluster-policies" || fatal "tollgate --cluster did not come up"
 pass "tollgate --cluster ready as system:serviceaccount:$TOLLGATE_NS:tollgate: $(curl -s "http://127.0.0.1:$PROBE_PORT/readyz" | head -n 1)"
 
 pod_yaml open-pod open >"$W/objects/pod-open.yaml"
@@ -624,6 +624,8 @@ echo "--- cluster mode: ConstraintTemplates and constraints from the API server"
 source "$E2E/cluster-policies.sh"
 echo "--- cluster mode: referential data (Gatekeeper's Config, data.inventory)"
 source "$E2E/cluster-sync.sh"
+echo "--- cluster mode: audit"
+source "$E2E/cluster-audit.sh"
 
 # kube-apiserver restarted: enforcement never lapses (the cache answers), and tollgate resyncs.
 review payments >"$W/objects/review-payments.json"   # kubectl needs the API server to build it
