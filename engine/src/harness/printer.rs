@@ -137,7 +137,9 @@ pub fn json(results: &[SuiteResult]) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text for an XML attribute or element: the five entities escaped, control characters other than
+/// whitespace (which XML 1.0 forbids) replaced by a space.
+pub fn xml_escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '&' => "&amp;".to_string(),

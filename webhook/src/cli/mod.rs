@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and dispatch. Each command lives in its own module.
 
+mod audit;
 mod build;
 mod eval;
 pub mod serve;
@@ -34,6 +35,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Evaluate objects against policies, like `gator test`.
     Eval(eval::EvalArgs),
+    /// One audit pass over the cluster of the current kubeconfig, with its policies.
+    Audit(audit::AuditArgs),
     /// Serve the validating admission webhook over HTTPS.
     Serve(Box<serve::ServeArgs>),
     /// Run Rego unit tests (`test_*` rules) and report like `opa test`.
@@ -53,6 +56,7 @@ impl Cli {
         match self.command {
             Command::Verify(args) => verify::run(args),
             Command::Eval(args) => eval::run(args),
+            Command::Audit(args) => audit::run(args),
             Command::Serve(args) => serve::run(*args),
             Command::Test(args) => test::run(args),
             Command::Build(args) => build::run(args),

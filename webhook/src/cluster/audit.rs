@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject};
+pub use kube::core::ApiResource;
+use kube::core::DynamicObject;
 use kube::discovery::{Discovery, verbs};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -93,7 +94,8 @@ pub fn truncate(message: &str) -> String {
 /// A constraint's results of one pass: the count and the kept violations.
 #[derive(Debug, Default)]
 pub struct ConstraintResults {
-    total: u64,
+    /// Every violation found.
+    pub total: u64,
     /// Gatekeeper's LimitQueue keeps the `limit` smallest in its order.
     kept: BTreeSet<StatusViolation>,
 }
@@ -107,13 +109,22 @@ impl ConstraintResults {
         }
     }
 
-    /// The status list: Gatekeeper pops its max-heap, so the kept violations come largest first.
-    pub fn violations(&self) -> Vec<Value> {
-        self.kept
+    /// The status list of at most `limit`: Gatekeeper pops its max-heap, so the kept
+    /// violations come largest first.
+    pub fn violations(&self, limit: usize) -> Vec<Value> {
+        let mut kept: Vec<Value> = self
+            .kept
             .iter()
-            .rev()
+            .take(limit)
             .map(StatusViolation::to_json)
-            .collect()
+            .collect();
+        kept.reverse();
+        kept
+    }
+
+    /// Every kept violation, in Gatekeeper's sort order (smallest first).
+    pub fn sorted(&self) -> Vec<Value> {
+        self.kept.iter().map(StatusViolation::to_json).collect()
     }
 }
 
@@ -260,36 +271,46 @@ pub async fn run(
     }
 }
 
-async fn pass(
+/// What one pass saw.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Results by constraint.
+    pub results: PassResults,
+    /// Objects reviewed.
+    pub objects: usize,
+    /// Resources that could not be listed, with why.
+    pub unlisted: Vec<String>,
+}
+
+/// Lists every resource a pass covers in chunks and reviews each chunk on the blocking pool;
+/// `progress` is told each resource and the objects reviewed so far.
+#[allow(clippy::too_many_arguments)]
+pub async fn collect(
     client: &kube::Client,
-    config: &ClusterConfig,
-    state: &AppState,
-    settings: &AuditSettings,
-    shutdown: &CancellationToken,
-) -> Result<(), kube::Error> {
-    let Some(set) = state.policies.load_full() else {
-        return Ok(());
-    };
-    let started = Instant::now();
-    let started_at = SystemTime::now();
-    let timestamp = k8s_openapi::chrono::DateTime::<k8s_openapi::chrono::Utc>::from(started_at)
-        .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true);
-    state.metrics.audit_last_run.set(unix_seconds(started_at));
-    let excluded = state.config_audit_excluded.load_full();
-    let mut results = PassResults::new();
-    let mut objects_reviewed = 0usize;
-    for resource in resources(client, &set, settings.match_kind_only).await? {
+    set: Arc<PolicySet>,
+    data: Arc<tollgate_engine::DataSnapshot>,
+    excluded: &[String],
+    chunk_size: u32,
+    match_kind_only: bool,
+    limit: usize,
+    progress: &mut (dyn FnMut(&ApiResource, usize) + Send),
+    stop: &CancellationToken,
+) -> Result<Collected, kube::Error> {
+    let mut out = Collected::default();
+    for resource in resources(client, &set, match_kind_only).await? {
+        progress(&resource, out.objects);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let mut params = ListParams::default().limit(settings.chunk_size);
+        let mut params = ListParams::default().limit(chunk_size);
         loop {
-            if shutdown.is_cancelled() {
-                return Ok(());
+            if stop.is_cancelled() {
+                return Ok(out);
             }
             let list = match api.list(&params).await {
                 Ok(list) => list,
                 Err(e) => {
-                    tracing::warn!(resource = %format!("{}/{}", resource.api_version, resource.plural),
-                        error = %e, "audit cannot list a resource; skipped this pass");
+                    let what = format!("{}/{}", resource.api_version, resource.plural);
+                    tracing::warn!(resource = %what, error = %e, "audit cannot list a resource; skipped");
+                    out.unlisted.push(format!("{what}: {e}"));
                     break;
                 }
             };
@@ -309,24 +330,66 @@ async fn pass(
                         .any(|p| wildcard_matches(p, audited_namespace(o, &resource.kind)))
                 })
                 .collect();
-            objects_reviewed += chunk.len();
-            let set_for_chunk = Arc::clone(&set);
-            let data = state.data.load_full();
-            let limit = settings.violations_limit;
+            out.objects += chunk.len();
+            let set = Arc::clone(&set);
+            let data = Arc::clone(&data);
+            let mut results = std::mem::take(&mut out.results);
             results = tokio::task::spawn_blocking(move || {
-                review_chunk(&set_for_chunk, &data, chunk, limit, &mut results);
+                review_chunk(&set, &data, chunk, limit, &mut results);
                 results
             })
             .await
             .unwrap_or_default();
+            out.results = results;
             match next {
                 Some(token) => params = params.continue_token(&token),
                 None => break,
             }
         }
     }
-    let mut by_action: BTreeMap<String, i64> = BTreeMap::new();
-    write_status(client, config, &set, &results, &timestamp, &mut by_action).await;
+    Ok(out)
+}
+
+async fn pass(
+    client: &kube::Client,
+    config: &ClusterConfig,
+    state: &AppState,
+    settings: &AuditSettings,
+    shutdown: &CancellationToken,
+) -> Result<(), kube::Error> {
+    let Some(set) = state.policies.load_full() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let timestamp = rfc3339(started_at);
+    state.metrics.audit_last_run.set(unix_seconds(started_at));
+    let excluded = state.config_audit_excluded.load_full();
+    let collected = collect(
+        client,
+        Arc::clone(&set),
+        state.data.load_full(),
+        &excluded,
+        settings.chunk_size,
+        settings.match_kind_only,
+        settings.violations_limit,
+        &mut |_, _| {},
+        shutdown,
+    )
+    .await?;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
+    let by_action = violations_by_action(&set, &collected.results);
+    write_status(
+        client,
+        config,
+        &set,
+        &collected.results,
+        settings.violations_limit,
+        &timestamp,
+    )
+    .await;
     state.metrics.audit_violations.clear();
     for (action, count) in by_action {
         state
@@ -346,12 +409,31 @@ async fn pass(
         .audit_last_run_end
         .set(unix_seconds(SystemTime::now()));
     tracing::info!(
-        objects = objects_reviewed,
-        constraints_with_violations = results.len(),
+        objects = collected.objects,
+        constraints_with_violations = collected.results.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "audit pass done"
     );
     Ok(())
+}
+
+/// Gatekeeper's timestamp format (RFC 3339, seconds, UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    k8s_openapi::chrono::DateTime::<k8s_openapi::chrono::Utc>::from(t)
+        .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true)
+}
+
+/// Violations by enforcement action (the `gatekeeper_violations` gauge).
+pub fn violations_by_action(set: &PolicySet, results: &PassResults) -> BTreeMap<String, i64> {
+    let mut by_action: BTreeMap<String, i64> = BTreeMap::new();
+    for c in set.constraints() {
+        let key = (c.constraint.kind.clone(), c.constraint.name.clone());
+        let total = results.get(&key).map_or(0, |r| r.total);
+        *by_action
+            .entry(c.constraint.enforcement_action.clone())
+            .or_default() += total as i64;
+    }
+    by_action
 }
 
 /// The namespace the Config's audit exclusions apply to: a Namespace's own name, else the
@@ -370,14 +452,14 @@ fn unix_seconds(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Writes each cluster constraint's audit status; counts violations by action for the metric.
-async fn write_status(
+/// Writes each cluster constraint's audit status (at most `limit` violations).
+pub async fn write_status(
     client: &kube::Client,
     config: &ClusterConfig,
     set: &PolicySet,
     results: &PassResults,
+    limit: usize,
     timestamp: &str,
-    by_action: &mut BTreeMap<String, i64>,
 ) {
     let params = PatchParams {
         field_manager: Some(field_manager(config)),
@@ -388,13 +470,6 @@ async fn write_status(
         .iter()
         .map(|c| c.constraint.kind.as_str())
         .collect();
-    for c in set.constraints() {
-        let key = (c.constraint.kind.clone(), c.constraint.name.clone());
-        let total = results.get(&key).map_or(0, |r| r.total);
-        *by_action
-            .entry(c.constraint.enforcement_action.clone())
-            .or_default() += total as i64;
-    }
     for kind in kinds {
         let resource = watched::resource(crd::GROUP, "v1beta1", kind, &kind.to_lowercase());
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
@@ -407,9 +482,7 @@ async fn write_status(
                 continue;
             };
             let results = results.get(&(kind.to_string(), name.clone()));
-            let violations = results
-                .map(ConstraintResults::violations)
-                .unwrap_or_default();
+            let violations = results.map(|r| r.violations(limit)).unwrap_or_default();
             let patch = json!({"status": {
                 "auditTimestamp": timestamp,
                 "totalViolations": results.map_or(0, |r| r.total),
@@ -451,7 +524,7 @@ mod tests {
         }
         assert_eq!(r.total, 5);
         let names: Vec<String> = r
-            .violations()
+            .violations(3)
             .iter()
             .map(|v| v["name"].as_str().unwrap().to_string())
             .collect();
