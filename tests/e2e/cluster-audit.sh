@@ -82,6 +82,55 @@ if [ "${denials:-0}" -ge 12 ]; then
 else
   fail "audit: gatekeeper_violations{enforcement_action=\"deny\"} at least 12 (got '${denials:-}')"
 fi
+# `tollgate audit` from a terminal or CI prints what the status holds (and the rest, uncapped).
+"$TOLLGATE_BIN" audit --namespace "$TOLLGATE_NS" --format json >"$W/audit.json" 2>"$W/audit.err"
+audit_rc=$?
+audit_status >"$W/audit-status.json"
+if [ $audit_rc -eq 1 ] && python3 - "$W/audit.json" "$W/audit-status.json" >"$W/out" 2>&1 <<'EOF'
+import json, sys
+cli = json.load(open(sys.argv[1]))
+status = json.load(open(sys.argv[2]))["status"]
+mine = [c for c in cli["constraints"] if c["name"] == "audit-need-owner"][0]
+problems = []
+if mine["totalViolations"] != status["totalViolations"]:
+    problems.append("total %s vs status %s" % (mine["totalViolations"], status["totalViolations"]))
+listed = [json.dumps(v, sort_keys=True) for v in mine["violations"]]
+for v in status["violations"]:
+    if json.dumps(v, sort_keys=True) not in listed:
+        problems.append("status violation not printed: %s" % v)
+if len(mine["violations"]) != 12:
+    problems.append("%d violations printed, want all 12" % len(mine["violations"]))
+print("; ".join(problems))
+sys.exit(1 if problems else 0)
+EOF
+then
+  pass "tollgate audit --format json: exit 1 (deny violations), all 12 violations printed, every one the status holds among them ($(tail -n 1 "$W/audit.err"))"
+else
+  fail "tollgate audit against the cluster prints the violations the status holds (exit $audit_rc)"
+  sed 's/^/    /' "$W/out" "$W/audit.err"
+fi
+"$TOLLGATE_BIN" audit --namespace "$TOLLGATE_NS" >"$W/audit.txt" 2>/dev/null
+if grep -q '^K8sRequiredLabels/audit-need-owner (deny): 12 violations$' "$W/audit.txt" &&
+  grep -q '^  \[audit-need-owner\] ConfigMap audit-a/cm-12: you must provide labels' "$W/audit.txt"; then
+  pass "tollgate audit (human): $(grep -c '^  \[audit-need-owner\]' "$W/audit.txt") lines under 'K8sRequiredLabels/audit-need-owner (deny): 12 violations'"
+else
+  fail "tollgate audit (human output)"
+  sed 's/^/    /' "$W/audit.txt" | head -20
+fi
+"$TOLLGATE_BIN" audit --namespace "$TOLLGATE_NS" --format junit >"$W/audit.xml" 2>/dev/null
+if python3 - "$W/audit.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+case = [c for c in root.iter("testcase") if c.get("name") == "audit-need-owner"][0]
+failure = case.find("failure")
+sys.exit(0 if failure is not None and failure.text.count("ConfigMap audit-a/") == 12 else 1)
+EOF
+then
+  pass "tollgate audit --format junit: audit-need-owner is a failing test case listing its 12 violations"
+else
+  fail "tollgate audit --format junit: audit-need-owner is a failing test case listing its 12 violations"
+  head -20 "$W/audit.xml" | sed 's/^/    /'
+fi
 kc delete -f "$W/objects/audit-need-owner.yaml"
 stop tollgate
 KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
