@@ -210,8 +210,9 @@ rendered, crd_dir, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 ADDED_ANNOTATIONS = {"helm.sh/resource-policy"}
 ADDED_LABELS = {"helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
                 "app.kubernetes.io/version", "app.kubernetes.io/managed-by"}
+# The PolicyReport CRDs are Kyverno's, compared below.
 got = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(rendered))
-       if d and d.get("kind") == "CustomResourceDefinition"}
+       if d and d.get("kind") == "CustomResourceDefinition" and d["spec"]["group"] != "wgpolicyk8s.io"}
 failed = False
 for name in names:
     want = yaml.safe_load(open(f"{crd_dir}/{name}-customresourcedefinition.yaml"))
@@ -282,6 +283,42 @@ for profile in default cluster; do
     sed 's/^/    /' "$W/log"
   fi
 done
+
+# The PolicyReport CRDs: byte-for-byte those of the pinned Kyverno module (install-tools.sh
+# downloads it), and rendered with only the keep annotation and the chart's labels added.
+KYVERNO_VERSION=$(sed -n 's/^KYVERNO_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
+KY_CRDS="$(go env GOMODCACHE)/github.com/kyverno/kyverno@$KYVERNO_VERSION/config/crds/policyreport"
+if [ ! -d "$KY_CRDS" ]; then
+  if [ -n "${TOLLGATE_REQUIRE_ORACLES+set}" ]; then
+    fail "Kyverno $KYVERNO_VERSION's PolicyReport CRDs are not in the Go module cache ($KY_CRDS): run tests/e2e/install-tools.sh"
+  else
+    echo "SKIP: PolicyReport CRDs against Kyverno $KYVERNO_VERSION: $KY_CRDS is missing"
+  fi
+else
+  for file in wgpolicyk8s.io_policyreports.yaml wgpolicyk8s.io_clusterpolicyreports.yaml; do
+    run_check "policyreport-crds/$file is byte-for-byte Kyverno $KYVERNO_VERSION's (copy $KY_CRDS/$file to update)" \
+      diff -u "$KY_CRDS/$file" "$CHART/policyreport-crds/$file"
+  done
+  run_check "rendered PolicyReport CRDs (cluster values): Kyverno $KYVERNO_VERSION's, plus only the keep annotation and the chart's labels" \
+    python3 - "$W/cluster.yaml" "$KY_CRDS" <<'PYEOF'
+import sys, yaml
+rendered, crd_dir = sys.argv[1], sys.argv[2]
+got = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(rendered))
+       if d and d.get("kind") == "CustomResourceDefinition" and d["spec"]["group"] == "wgpolicyk8s.io"}
+failed = False
+for plural in ("policyreports", "clusterpolicyreports"):
+    want = yaml.safe_load(open(f"{crd_dir}/wgpolicyk8s.io_{plural}.yaml"))
+    crd = got.get(want["metadata"]["name"])
+    if crd is None:
+        print(f"{want['metadata']['name']} is not rendered"); failed = True; continue
+    meta = crd["metadata"]
+    meta["annotations"] = {k: v for k, v in meta.get("annotations", {}).items() if k != "helm.sh/resource-policy"}
+    meta.pop("labels", None)
+    if crd != want:
+        print(f"{plural} differs from Kyverno's"); failed = True
+sys.exit(1 if failed else 0)
+PYEOF
+fi
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -254,7 +254,12 @@ WANT_CLUSTER_RULES = [
 ] + ([
     # The audit lists everything the constraints can match (on unless cluster.audit.enabled=false).
     {"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]},
-] if ((values.get("cluster") or {}).get("audit") or {}).get("enabled", True) else []) + [
+] if ((values.get("cluster") or {}).get("audit") or {}).get("enabled", True) else []) + ([
+    # The audit's PolicyReports, when asked for.
+    {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports", "clusterpolicyreports"],
+     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+] if (((values.get("cluster") or {}).get("audit") or {}).get("enabled", True)
+      and (((values.get("cluster") or {}).get("audit") or {}).get("policyReports") or {}).get("enabled", False)) else []) + [
     # One read-only rule per kind the values say is synced into data.inventory.
     {"apiGroups": r["apiGroups"], "resources": r["resources"], "verbs": ["get", "list", "watch"]}
     for r in (values.get("cluster") or {}).get("syncRead", [])
@@ -303,6 +308,9 @@ if cluster:
     want_interval = audit.get("interval", "60s") if audit.get("enabled", True) else "0s"
     check(f"--audit-interval={want_interval}" in c.get("args", []),
           f"cluster mode: --audit-interval={want_interval}")
+    want_reports = audit.get("enabled", True) and (audit.get("policyReports") or {}).get("enabled", False)
+    check(("--policy-reports" in c.get("args", [])) == bool(want_reports),
+          f"cluster mode: --policy-reports {'given' if want_reports else 'not given'}")
     check(env.get("POD_NAME") == "metadata.name", "cluster mode: POD_NAME from the downward API")
 else:
     check(not rbac, "no RBAC objects (file mode reads nothing from the API)")
@@ -317,8 +325,13 @@ if cluster:
     want_crds = {"constrainttemplates.templates.gatekeeper.sh", "expansiontemplate.expansion.gatekeeper.sh",
                  "constrainttemplatepodstatuses.status.gatekeeper.sh", "constraintpodstatuses.status.gatekeeper.sh",
                  "configs.config.gatekeeper.sh", "syncsets.syncset.gatekeeper.sh"}
+    audit_values = (values.get("cluster") or {}).get("audit") or {}
+    reports_values = audit_values.get("policyReports") or {}
+    if audit_values.get("enabled", True) and reports_values.get("enabled", False) and reports_values.get("installCRDs", True):
+        want_crds |= {"policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"}
     got_crds = sorted(d["metadata"]["name"] for d in crds)
-    check(len(crds) == 6 and set(got_crds) == want_crds, f"cluster mode: Gatekeeper's six CRDs (got {got_crds})")
+    check(set(got_crds) == want_crds and len(crds) == len(want_crds),
+          f"cluster mode: Gatekeeper's six CRDs, and the PolicyReport ones when asked for (got {got_crds})")
     chart_labels = dep.get("metadata", {}).get("labels", {})
     for crd in crds:
         meta = crd.get("metadata", {})
@@ -326,8 +339,9 @@ if cluster:
         check(meta.get("annotations", {}).get("helm.sh/resource-policy") == "keep",
               f"cluster mode: CRD {name} has helm.sh/resource-policy keep (helm uninstall keeps every template)")
         crd_labels = meta.get("labels", {})
-        check(crd_labels.get("gatekeeper.sh/system") == "yes" and chart_labels.items() <= crd_labels.items(),
-              f"cluster mode: CRD {name} keeps Gatekeeper's gatekeeper.sh/system label and has the chart's labels")
+        gatekeepers = crd.get("spec", {}).get("group", "").endswith("gatekeeper.sh")
+        check((crd_labels.get("gatekeeper.sh/system") == "yes" or not gatekeepers) and chart_labels.items() <= crd_labels.items(),
+              f"cluster mode: CRD {name} keeps its own labels (gatekeeper.sh/system for Gatekeeper's) and has the chart's")
     # A rule on a resource that does not exist grants nothing, silently: every resource the roles
     # name in the CRDs' groups must be one of the rendered CRDs (by its plural) or a subresource.
     served = {(d["spec"]["group"], d["spec"]["names"]["plural"]) for d in crds}

@@ -1,12 +1,12 @@
 # Sourced by run.sh after cluster-sync.sh: the audit. Objects created before their constraint
 # existed appear in its status after a pass, with Gatekeeper's count, cap, order and truncation,
 # written by the Lease holder's field manager. tollgate-a runs with --audit-interval 2s and
-# --constraint-violations-limit 5 here, and without the audit again afterwards (the convergence
+# --constraint-violations-limit 5 and --policy-reports here, and without the audit again afterwards (the convergence
 # check of cluster-failover.sh wants no writes).
 
 stop tollgate
 KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
-  start_tollgate --cluster --audit-interval 2s --constraint-violations-limit 5 --policies "$W/cluster-policies" ||
+  start_tollgate --cluster --audit-interval 2s --constraint-violations-limit 5 --policy-reports --policies "$W/cluster-policies" ||
   fatal "tollgate-a with the audit did not come up"
 
 # Twelve ConfigMaps, none with the labels the constraint will ask for; created first.
@@ -131,7 +131,31 @@ else
   fail "tollgate audit --format junit: audit-need-owner is a failing test case listing its 12 violations"
   head -20 "$W/audit.xml" | sed 's/^/    /'
 fi
+# The PolicyReport is complete where the status is capped.
+report=tollgate-k8srequiredlabels-audit-need-owner
+report_complete() {
+  [ "$(kubectl get policyreport "$report" -n audit-a -o jsonpath='{.summary.fail}' 2>/dev/null)" = 12 ]
+}
+if STEP_TIMEOUT=60 wait_for "the PolicyReport of audit-need-owner" report_complete &&
+  kubectl get policyreport "$report" -n audit-a -o json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+names = sorted(x["resources"][0]["name"] for x in r["results"])
+ok = names == ["cm-%02d" % i for i in range(1, 13)] and all(
+    x["policy"] == "audit-need-owner" and x["result"] == "fail" and x["source"] == "tollgate" for x in r["results"])
+sys.exit(0 if ok else 1)'; then
+  pass "PolicyReport audit-a/$report: all 12 results (the status keeps 5), result fail, source tollgate"
+else
+  fail "PolicyReport audit-a/$report with all 12 results"
+  kubectl get policyreport -A 2>&1 | sed 's/^/    /'
+fi
 kc delete -f "$W/objects/audit-need-owner.yaml"
+report_gone() { ! kubectl get policyreport "$report" -n audit-a >/dev/null 2>&1; }
+if STEP_TIMEOUT=60 wait_for "the PolicyReport to be deleted with its constraint" report_gone; then
+  pass "constraint deleted: its PolicyReport is deleted by the next pass"
+else
+  fail "constraint deleted: its PolicyReport is deleted by the next pass"
+fi
 stop tollgate
 KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-a SERVICE_ACCOUNT_NAME=tollgate \
   start_tollgate --cluster --audit-interval 0 --policies "$W/cluster-policies" || fatal "tollgate-a did not come back"

@@ -18,6 +18,7 @@ KUBERNETES_VALIDATE_VERSION=1.30.0
 # The Gatekeeper release whose CRDs and webhook rules the chart's cluster mode copies
 # (charts/tollgate/gatekeeper-crds/); chart-check.sh compares them with this module's chart.
 GATEKEEPER_VERSION=v3.23.0
+KYVERNO_VERSION=v1.13.4       # its config/crds/policyreport: the wgpolicyk8s.io PolicyReport CRDs
 CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
 BIN="$CACHE/bin"
 WORK="$CACHE/build"
@@ -160,6 +161,12 @@ install_plain helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ld"
 # cache (`go env GOMODCACHE`), where chart-check.sh looks. Nothing is downloaded when it is there.
 # A failed download only warns: chart-check.sh then skips those comparisons, or fails them under
 # TOLLGATE_REQUIRE_ORACLES (as CI runs).
+# Kyverno's module for the wgpolicyk8s.io PolicyReport CRDs the chart carries (the working
+# group's sigs.k8s.io/wg-policy-prototypes is not served by the module proxy here).
+download_kyverno() {
+  (cd "$WORK" && go mod download "github.com/kyverno/kyverno@$KYVERNO_VERSION") >&2 ||
+    echo "warning: could not download github.com/kyverno/kyverno@$KYVERNO_VERSION" >&2
+}
 download_gatekeeper() {
   (cd "$WORK" && go mod download "github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION") >&2 ||
     echo "warning: could not download github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION" >&2
@@ -169,6 +176,7 @@ install_schemas
 install_etcd
 install_kube
 download_gatekeeper
+download_kyverno
 # The constraint CRD oracle (Gatekeeper's own CRD generation, tests/crd-oracle) the e2e compares
 # tollgate's CRDs with: hash-stamped, rebuilt only when its sources change.
 TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../crd-oracle/install.sh" >/dev/null

@@ -535,7 +535,8 @@ kc apply -f "$W/objects/cluster-rbac.yaml"
 [ $RC -eq 0 ] || { explain; fatal "apply the chart's RBAC and Gatekeeper's CRDs"; }
 for crd in constrainttemplates.templates.gatekeeper.sh expansiontemplate.expansion.gatekeeper.sh \
   constrainttemplatepodstatuses.status.gatekeeper.sh constraintpodstatuses.status.gatekeeper.sh \
-  configs.config.gatekeeper.sh syncsets.syncset.gatekeeper.sh; do
+  configs.config.gatekeeper.sh syncsets.syncset.gatekeeper.sh \
+  policyreports.wgpolicyk8s.io clusterpolicyreports.wgpolicyk8s.io; do
   WATCH=kube-apiserver wait_for "CRD $crd Established" kubectl wait --for condition=Established --timeout 5s "crd/$crd" ||
     fatal "the chart's CRD $crd is not Established"
 done

@@ -256,6 +256,7 @@ async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 chunk_size: args.chunk_size,
                 violations_limit: args.constraint_violations_limit,
                 match_kind_only: args.match_kind_only,
+                policy_reports: false,
             },
         };
         audit::write_status(

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// none).
     #[arg(long)]
     pub audit_match_kind_only: bool,
+    /// Also write each audit pass as `wgpolicyk8s.io/v1alpha2` PolicyReports and
+    /// ClusterPolicyReports, with every violation (the constraints' status is capped).
+    #[arg(long)]
+    pub policy_reports: bool,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -152,6 +156,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
             audit_chunk_size,
             constraint_violations_limit,
             audit_match_kind_only,
+            policy_reports,
         } = args;
         for (name, d) in [
             ("reload-interval", reload_interval),
@@ -222,6 +227,7 @@ impl TryFrom<ServeArgs> for ServeConfig {
                         chunk_size: audit_chunk_size,
                         violations_limit: constraint_violations_limit,
                         match_kind_only: audit_match_kind_only,
+                        policy_reports,
                     },
                 })
             } else {

@@ -40,6 +40,8 @@ pub struct AuditSettings {
     pub violations_limit: usize,
     /// List only the kinds the constraints name (all listable kinds when one names none).
     pub match_kind_only: bool,
+    /// Also write PolicyReports and ClusterPolicyReports, with every violation.
+    pub policy_reports: bool,
 }
 
 /// Gatekeeper's `msgSize`.
@@ -59,6 +61,28 @@ pub struct StatusViolation {
 }
 
 impl StatusViolation {
+    /// A violation of a non-scoped constraint (tests and reports build these).
+    pub fn new(
+        group: &str,
+        version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        message: &str,
+        enforcement_action: &str,
+    ) -> Self {
+        StatusViolation {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            message: message.into(),
+            enforcement_action: enforcement_action.into(),
+            enforcement_actions: Vec::new(),
+        }
+    }
+
     fn to_json(&self) -> Value {
         let mut v = json!({
             "group": self.group,
@@ -101,7 +125,8 @@ pub struct ConstraintResults {
 }
 
 impl ConstraintResults {
-    fn add(&mut self, violation: StatusViolation, limit: usize) {
+    /// Counts a violation and keeps it when it is among the `limit` smallest.
+    pub fn add(&mut self, violation: StatusViolation, limit: usize) {
         self.total += 1;
         self.kept.insert(violation);
         while self.kept.len() > limit {
@@ -365,6 +390,12 @@ async fn pass(
     let timestamp = rfc3339(started_at);
     state.metrics.audit_last_run.set(unix_seconds(started_at));
     let excluded = state.config_audit_excluded.load_full();
+    // Reports are complete: then every violation is kept, and the status takes its share.
+    let keep = if settings.policy_reports {
+        usize::MAX
+    } else {
+        settings.violations_limit
+    };
     let collected = collect(
         client,
         Arc::clone(&set),
@@ -372,7 +403,7 @@ async fn pass(
         &excluded,
         settings.chunk_size,
         settings.match_kind_only,
-        settings.violations_limit,
+        keep,
         &mut |_, _| {},
         shutdown,
     )
@@ -390,6 +421,21 @@ async fn pass(
         &timestamp,
     )
     .await;
+    if settings.policy_reports {
+        let actions = set
+            .constraints()
+            .iter()
+            .map(|c| {
+                (
+                    (c.constraint.kind.clone(), c.constraint.name.clone()),
+                    c.constraint.enforcement_action.clone(),
+                )
+            })
+            .collect();
+        let seconds = unix_seconds(started_at) as i64;
+        let reports = super::policy_reports::reports(&collected.results, &actions, seconds);
+        super::policy_reports::write(client, &field_manager(config), &reports).await;
+    }
     state.metrics.audit_violations.clear();
     for (action, count) in by_action {
         state

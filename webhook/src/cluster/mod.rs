@@ -7,6 +7,7 @@ pub mod crd;
 pub mod leader;
 pub mod namespaces;
 pub mod policies;
+pub mod policy_reports;
 pub mod status;
 pub mod sync;
 pub mod watch;
