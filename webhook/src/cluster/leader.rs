@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{
-    CONSTRAINT_KIND_LABEL, CONSTRAINT_NAME_LABEL, SHADOWS_CODE, TEMPLATE_LABEL,
+    CONSTRAINT_KIND_LABEL, CONSTRAINT_NAME_LABEL, NOTE_CODES, TEMPLATE_LABEL,
     constraint_status_resource, field_manager, template_status_resource,
 };
 use super::{ClusterConfig, crd, policies::template_kind, watch as watched};
@@ -230,7 +230,11 @@ async fn fold(client: &kube::Client, config: &ClusterConfig) -> Result<(), kube:
         let created = entries.iter().any(|e| {
             e.get("errors")
                 .and_then(Value::as_array)
-                .is_none_or(|errors| errors.iter().all(|e| e["code"] == SHADOWS_CODE))
+                .is_none_or(|errors| {
+                    errors
+                        .iter()
+                        .all(|e| NOTE_CODES.iter().any(|code| e["code"] == *code))
+                })
         });
         let current = template.data.get("status");
         let want_by_pod = json!(entries);

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::policies::{SOURCE, template_kind};
 use super::{ClusterConfig, crd, watch as watched};
 use crate::serve::publisher::{ObjectProblem, Outcome};
+use tollgate_engine::gatekeeper::Gvk;
 
 /// Gatekeeper's status labels (`apis/status/v1beta1/labels.go`).
 pub const POD_LABEL: &str = "internal.gatekeeper.sh/pod";
@@ -33,6 +34,72 @@ pub const CONSTRAINT_KIND_LABEL: &str = "internal.gatekeeper.sh/constraint-kind"
 /// The code of the note on a cluster template that overrides a file or pack template. It is
 /// not a failure: `created` stays true (see `leader.rs`).
 pub const SHADOWS_CODE: &str = "overrides_local_template";
+
+/// The code of the note on a template whose `metadata.gatekeeper.sh/requires-sync-data` names
+/// data no Config or SyncSet syncs: its referential rules see an empty inventory. A note, not a
+/// failure: enforcement, `created` and readiness are unaffected.
+pub const MISSING_SYNC_CODE: &str = "requires_sync_data_not_synced";
+
+/// Codes of status entries that inform rather than fail (`created` stays true).
+pub const NOTE_CODES: [&str; 2] = [SHADOWS_CODE, MISSING_SYNC_CODE];
+
+/// Gatekeeper's annotation of the data a referential template reads.
+const SYNC_ANNOTATION: &str = "metadata.gatekeeper.sh/requires-sync-data";
+
+/// Why a template's `requires-sync-data` is not met by `synced`, if it is not. Gatekeeper's
+/// format (`pkg/cachemanager/parser`): a JSON list of equivalence sets, each a list of
+/// `{groups, versions, kinds}` clauses; every set needs one of its kinds synced.
+pub fn missing_sync_data(template: &Value, synced: &BTreeSet<Gvk>) -> Option<String> {
+    let annotation = template
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SYNC_ANNOTATION))
+        .and_then(Value::as_str)?;
+    let text = annotation.trim_matches(|c| c == '\n' || c == '"');
+    let sets: Vec<Vec<Value>> = match serde_json::from_str(text) {
+        Ok(sets) => sets,
+        Err(e) => return Some(format!("{SYNC_ANNOTATION} cannot be read: {e}")),
+    };
+    let strings = |clause: &Value, key: &str| -> Vec<String> {
+        clause
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut missing = Vec::new();
+    for set in sets {
+        let mut wanted = Vec::new();
+        for clause in &set {
+            for group in strings(clause, "groups") {
+                for version in strings(clause, "versions") {
+                    for kind in strings(clause, "kinds") {
+                        wanted.push(Gvk {
+                            group: group.clone(),
+                            version: version.clone(),
+                            kind,
+                        });
+                    }
+                }
+            }
+        }
+        if !wanted.iter().any(|g| synced.contains(g)) {
+            let names: Vec<String> = wanted
+                .iter()
+                .map(|g| format!("{}/{}", g.api_version(), g.kind))
+                .collect();
+            missing.push(format!("one of [{}]", names.join(", ")));
+        }
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the template reads synced data that no Config or SyncSet syncs: {}; its rules see an empty data.inventory for it",
+            missing.join(" and ")
+        )
+    })
+}
 
 /// What this replica does, in Gatekeeper's `operations` vocabulary.
 const OPERATIONS: [&str; 2] = ["status", "webhook"];
@@ -109,7 +176,12 @@ pub struct Desired {
 }
 
 /// Computes [`Desired`] from a publication.
-pub fn desired(outcome: &Outcome, config: &ClusterConfig, owner: Option<&Value>) -> Desired {
+pub fn desired(
+    outcome: &Outcome,
+    config: &ClusterConfig,
+    owner: Option<&Value>,
+    synced: &BTreeSet<Gvk>,
+) -> Desired {
     let mut out = Desired::default();
     let Some((_, snapshot)) = outcome.sources.iter().find(|(name, _)| name == SOURCE) else {
         return out;
@@ -179,6 +251,9 @@ pub fn desired(outcome: &Outcome, config: &ClusterConfig, owner: Option<&Value>)
             }
             // A broken version keeps its last good one, and that one's CRD.
             Ok(_) => {}
+        }
+        if let Some(message) = missing_sync_data(template, synced) {
+            errors.push(json!({"code": MISSING_SYNC_CODE, "message": message}));
         }
         let mut status = json!({
             "id": pod,
@@ -251,6 +326,7 @@ pub async fn run(
     client: kube::Client,
     config: ClusterConfig,
     mut outcomes: watch::Receiver<Option<Arc<Outcome>>>,
+    synced: Arc<arc_swap::ArcSwap<BTreeSet<Gvk>>>,
     shutdown: CancellationToken,
 ) {
     let manager = field_manager(&config);
@@ -310,7 +386,7 @@ pub async fn run(
                 }
             }
         }
-        let desired = desired(&outcome, &config, owner.as_ref());
+        let desired = desired(&outcome, &config, owner.as_ref(), &synced.load());
         for (name, crd) in &desired.crds {
             if written_crds.get(name) == Some(crd) {
                 continue;
@@ -401,6 +477,35 @@ async fn pod_owner(client: &kube::Client, config: &ClusterConfig) -> Option<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requires_sync_data_is_read_as_gatekeeper_writes_it() {
+        let template = json!({"metadata": {"annotations": {SYNC_ANNOTATION:
+            "\"[\n  [\n    {\"groups\": [\"networking.k8s.io\", \"extensions\"], \"versions\": [\"v1\", \"v1beta1\"], \"kinds\": [\"Ingress\"]}\n  ]\n]\"\n"}}});
+        let none = BTreeSet::new();
+        let missing = missing_sync_data(&template, &none).unwrap();
+        assert!(
+            missing.contains("networking.k8s.io/v1/Ingress"),
+            "{missing}"
+        );
+        let synced = BTreeSet::from([Gvk {
+            group: "extensions".into(),
+            version: "v1beta1".into(),
+            kind: "Ingress".into(),
+        }]);
+        assert_eq!(
+            missing_sync_data(&template, &synced),
+            None,
+            "one of the set is enough"
+        );
+        assert_eq!(missing_sync_data(&json!({"metadata": {}}), &none), None);
+        let broken = json!({"metadata": {"annotations": {SYNC_ANNOTATION: "[[{\"group\": 1}]"}}});
+        assert!(
+            missing_sync_data(&broken, &none)
+                .unwrap()
+                .contains("cannot be read")
+        );
+    }
 
     #[test]
     fn dash_pack_is_gatekeepers() {

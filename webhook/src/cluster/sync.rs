@@ -256,6 +256,7 @@ pub async fn run(
             state
                 .config_audit_excluded
                 .store(Arc::new(next.audit_excluded.clone()));
+            state.synced_kinds.store(Arc::new(next.kinds.clone()));
             // Kinds no longer asked for, and every kind when the exclusions change (their
             // objects are listed again under the new exclusions).
             let relist_all = next.sync_excluded != plan.sync_excluded;

@@ -301,6 +301,7 @@ impl Server {
                 client.clone(),
                 cluster_config.clone(),
                 outcomes,
+                Arc::clone(&state.synced_kinds),
                 shutdown.clone(),
             ));
             let (leading, leading_rx) = tokio::sync::watch::channel(false);

@@ -32,6 +32,8 @@ pub struct AppState {
     pub config_excluded: Arc<ArcSwap<Vec<String>>>,
     /// Namespace patterns the cluster's Gatekeeper `Config` excludes from the audit.
     pub config_audit_excluded: Arc<ArcSwap<Vec<String>>>,
+    /// The kinds the Config and SyncSets sync into `data.inventory`.
+    pub synced_kinds: Arc<ArcSwap<std::collections::BTreeSet<tollgate_engine::gatekeeper::Gvk>>>,
     tls_bound: Arc<AtomicBool>,
     /// Other things readiness waits for (the cluster's first Namespace list).
     holds: Arc<Mutex<Vec<String>>>,
@@ -109,6 +111,7 @@ impl AppState {
             namespace_reader: None,
             config_excluded: Arc::default(),
             config_audit_excluded: Arc::default(),
+            synced_kinds: Arc::default(),
             tls_bound: Arc::new(AtomicBool::new(false)),
             holds: Arc::new(Mutex::new(Vec::new())),
         }
