@@ -156,8 +156,70 @@ impl ConstraintResults {
 /// Results of one pass by constraint (kind, name).
 pub type PassResults = BTreeMap<(String, String), ConstraintResults>;
 
-/// Reviews one chunk of objects and adds the results.
+/// Threads the audit reviews a chunk on: every core the process may use but one, which stays
+/// for admission (whose reviews run on the request tasks and never wait for the audit).
+fn audit_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Merges one thread's results into the pass's.
+fn merge(into: &mut PassResults, from: PassResults, limit: usize) {
+    for (key, r) in from {
+        let target = into.entry(key).or_default();
+        target.total += r.total;
+        target.kept.extend(r.kept);
+        while target.kept.len() > limit {
+            target.kept.pop_last();
+        }
+    }
+}
+
+/// Reviews one chunk of objects, split over [`audit_threads`] threads, and adds the results;
+/// what is kept does not depend on the split (the kept set is ordered).
 pub fn review_chunk(
+    set: &PolicySet,
+    data: &tollgate_engine::DataSnapshot,
+    objects: Vec<Value>,
+    limit: usize,
+    results: &mut PassResults,
+) {
+    let threads = audit_threads().min(objects.len().max(1));
+    if threads <= 1 {
+        review_objects(set, data, objects, limit, results);
+        return;
+    }
+    let per_thread = objects.len().div_ceil(threads);
+    let mut parts: Vec<Vec<Value>> = Vec::with_capacity(threads);
+    let mut objects = objects.into_iter();
+    for _ in 0..threads {
+        parts.push(objects.by_ref().take(per_thread).collect());
+    }
+    let found: Vec<PassResults> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut mine = PassResults::new();
+                    review_objects(set, data, part, limit, &mut mine);
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for mine in found {
+        merge(results, mine, limit);
+    }
+}
+
+/// Reviews objects one after the other and adds the results.
+fn review_objects(
     set: &PolicySet,
     data: &tollgate_engine::DataSnapshot,
     objects: Vec<Value>,
@@ -594,5 +656,36 @@ mod tests {
         let json = v("", "node-1").to_json();
         assert!(json.get("namespace").is_none());
         assert_eq!(json["enforcementAction"], "deny");
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn merging_threads_keeps_what_one_thread_would() {
+        let names: Vec<String> = (0..50).map(|i| format!("p{:02}", (i * 37) % 50)).collect();
+        let key = ("K".to_string(), "c".to_string());
+        let mut one = PassResults::new();
+        for n in &names {
+            one.entry(key.clone()).or_default().add(
+                StatusViolation::new("", "v1", "Pod", "ns", n, "m", "deny"),
+                7,
+            );
+        }
+        let mut merged = PassResults::new();
+        for part in names.chunks(13) {
+            let mut mine = PassResults::new();
+            for n in part {
+                mine.entry(key.clone()).or_default().add(
+                    StatusViolation::new("", "v1", "Pod", "ns", n, "m", "deny"),
+                    7,
+                );
+            }
+            merge(&mut merged, mine, 7);
+        }
+        assert_eq!(merged[&key].total, 50);
+        assert_eq!(merged[&key].violations(7), one[&key].violations(7));
     }
 }
