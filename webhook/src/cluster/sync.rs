@@ -22,7 +22,7 @@ use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tollgate_engine::data::InventoryKey;
+use tollgate_engine::data::{InventoryKey, SyncedObject};
 use tollgate_engine::gatekeeper::{Gvk, object_name, object_namespace};
 use tollgate_engine::matching::wildcard_matches;
 
@@ -349,15 +349,14 @@ fn apply(
     let included = |object: &Value| !plan.excludes(object_namespace(object));
     match change {
         Change::Listed(_, objects) => {
-            let objects: Vec<Value> = objects
+            // Converted once, outside the update (which may run more than once under contention)
+            // and one at a time, so each JSON object is freed as soon as it is converted.
+            let objects: Vec<SyncedObject> = objects
                 .into_iter()
                 .filter(|o| included(o))
-                .map(|o| synced_object(o, keep_managed_fields))
+                .filter_map(|o| SyncedObject::new(synced_object(o, keep_managed_fields)).ok())
                 .collect();
-            let keys: BTreeSet<InventoryKey> = objects
-                .iter()
-                .filter_map(|o| InventoryKey::of(o).ok())
-                .collect();
+            let keys: BTreeSet<InventoryKey> = objects.iter().map(|o| o.key().clone()).collect();
             let gone: Vec<&InventoryKey> = kind.keys.difference(&keys).collect();
             state.data.rcu(|current| {
                 let mut next = (**current).clone();
@@ -365,7 +364,7 @@ fn apply(
                     next.unsync(key);
                 }
                 for object in &objects {
-                    let _ = next.sync(object.clone());
+                    next.sync_object(object);
                 }
                 next
             });
@@ -376,16 +375,15 @@ fn apply(
             if !included(&object) {
                 return;
             }
-            let Ok(key) = InventoryKey::of(&object) else {
+            let Ok(object) = SyncedObject::new(synced_object(object, keep_managed_fields)) else {
                 return;
             };
-            let object = synced_object(object, keep_managed_fields);
             state.data.rcu(|current| {
                 let mut next = (**current).clone();
-                let _ = next.sync(object.clone());
+                next.sync_object(&object);
                 next
             });
-            kind.keys.insert(key);
+            kind.keys.insert(object.key().clone());
         }
         Change::Deleted(_, object) => {
             let Ok(key) = InventoryKey::of(&object) else {
