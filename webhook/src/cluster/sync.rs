@@ -313,14 +313,15 @@ pub async fn run(
             };
             apply(&state, &plan, kind, change, keep_managed_fields);
         }
-        if hold.is_some() && unresolved.is_empty() && kinds.values().all(|k| k.listed) {
-            if let Some(hold) = hold.take() {
-                tracing::info!(
-                    objects = state.data.load().inventory_len(),
-                    "the Config, SyncSets and every synced kind are listed"
-                );
-                hold.release();
-            }
+        if unresolved.is_empty()
+            && kinds.values().all(|k| k.listed)
+            && let Some(hold) = hold.take()
+        {
+            tracing::info!(
+                objects = state.data.load().inventory_len(),
+                "the Config, SyncSets and every synced kind are listed"
+            );
+            hold.release();
         }
     }
 }

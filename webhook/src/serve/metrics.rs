@@ -282,8 +282,7 @@ impl Metrics {
             "Total number of audited violations, by enforcement action, in the last audit pass",
             audit_violations.clone(),
         );
-        let audit_duration =
-            Histogram::new([1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0].into_iter());
+        let audit_duration = Histogram::new([1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]);
         registry.register(
             "gatekeeper_audit_duration_seconds",
             "Latency of audit operation in seconds",
