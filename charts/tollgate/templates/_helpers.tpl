@@ -60,3 +60,16 @@ deduplicated.
 {{- $all := concat (list .Release.Namespace "kube-system" "kube-public" "kube-node-lease") .Values.exemptNamespaces | uniq }}
 {{- toJson $all }}
 {{- end }}
+
+{{/*
+PromQL label matchers of tollgate's series, for the alerting rules: prometheusRule.selector, or
+the labels the ServiceMonitor's targets get (job is the Service's name), then the extra matchers
+given after the root context, all inside one pair of braces: (list . `a="b"`) gives
+job="...",namespace="...",a="b" in braces.
+*/}}
+{{- define "tollgate.promSelector" -}}
+{{- $root := index . 0 }}
+{{- $base := $root.Values.prometheusRule.selector | default (printf "job=%q,namespace=%q" (include "tollgate.fullname" $root) $root.Release.Namespace) }}
+{{- $all := prepend (rest .) $base | compact }}
+{{- printf "{%s}" (join "," $all) }}
+{{- end }}
