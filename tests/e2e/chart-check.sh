@@ -114,6 +114,17 @@ webhook:
         scope: Namespaced
 VALUES
 check_profile cluster-custom "$W/cluster-custom.values.yaml"
+# Monitoring in file mode with the defaults: objects in the release namespace, no stale-audit
+# alert (no audit runs; every replica exports gatekeeper_audit_last_run_time 0).
+cat >"$W/monitoring-file.values.yaml" <<'VALUES'
+serviceMonitor:
+  enabled: true
+prometheusRule:
+  enabled: true
+grafanaDashboard:
+  enabled: true
+VALUES
+check_profile monitoring-file "$W/monitoring-file.values.yaml"
 
 # Argo CD renders with `helm template`, where `lookup` finds nothing: tls.mode helm generates a
 # new CA on every render (the chart README sends such tools to the other modes), while secret and

@@ -73,3 +73,11 @@ job="...",namespace="...",a="b" in braces.
 {{- $all := prepend (rest .) $base | compact }}
 {{- printf "{%s}" (join "," $all) }}
 {{- end }}
+
+{{/* Seconds in a duration of one number and a unit, ms, s, m or h (cluster.audit.interval). */}}
+{{- define "tollgate.durationSeconds" -}}
+{{- $n := regexFind "^[0-9]+" . | float64 }}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $per := get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) $unit | required (printf "not a duration of ms, s, m or h: %q" .) }}
+{{- mulf $n $per }}
+{{- end }}
