@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of charts/tollgate: helm lint, helm template under every value set in
-# tests/e2e/values/, kubeconform -strict against offline Kubernetes JSON schemas, assertions on
-# the rendered objects (tests/e2e/chart_assert.py), values that must be refused, cluster mode's
+# tests/e2e/values/, kubeconform -strict against offline Kubernetes JSON schemas (and the
+# Prometheus Operator's, made from its CRDs), the alerting rules and dashboard queries through
+# Prometheus's parsers (tests/promql-check), assertions on the rendered objects
+# (tests/e2e/chart_assert.py), values that must be refused, cluster mode's
 # CRDs and webhook rule compared with Gatekeeper's chart in its Go module, and snapshots of the
 # default and cluster-mode renders (certificates masked). UPDATE_SNAPSHOTS=1 rewrites them.
 # (tests/e2e/run.sh also applies the rendered chart to a real kube-apiserver with --dry-run=server.)
@@ -21,6 +23,13 @@ CACHE=$(dirname "$tools_bin")
 KUBE_VERSION=$(sed -n 's/^K8S_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
 SCHEMA_VERSION=$(sed -n 's/^KUBERNETES_VALIDATE_VERSION=\([0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
 SCHEMAS="$CACHE/kubernetes-json-schema/v$SCHEMA_VERSION-standalone-strict"
+# The ServiceMonitor and PrometheusRule (monitoring values): schemas made by install-tools.sh from
+# the CRDs of the Prometheus Operator release it pins. Without them those two kinds are skipped,
+# and said so, unless TOLLGATE_REQUIRE_ORACLES is set.
+PROMETHEUS_OPERATOR_VERSION=$(sed -n 's/^PROMETHEUS_OPERATOR_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
+MONITORING_SCHEMAS="$CACHE/prometheus-operator-json-schema/$PROMETHEUS_OPERATOR_VERSION"
+SKIP_KINDS=Certificate,Issuer
+PROMQL_CHECK=$(TOLLGATE_TOOLS="$CACHE" bash "$ROOT/tests/promql-check/install.sh" 2>/dev/null | tail -n 1) || PROMQL_CHECK=""
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-chart.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -36,6 +45,22 @@ run_check() { # description command...: pass when the command succeeds, else sho
 
 echo "helm $(helm version --short), kubeconform $(kubeconform -v), schemas v$SCHEMA_VERSION, kube $KUBE_VERSION"
 
+if [ ! -f "$MONITORING_SCHEMAS/servicemonitor-monitoring-v1.json" ]; then
+  if [ -n "${TOLLGATE_REQUIRE_ORACLES+set}" ]; then
+    fail "kubeconform schemas of prometheus-operator $PROMETHEUS_OPERATOR_VERSION are missing ($MONITORING_SCHEMAS) and TOLLGATE_REQUIRE_ORACLES is set: run tests/e2e/install-tools.sh"
+  else
+    echo "SKIP: kubeconform of ServiceMonitor and PrometheusRule: no schemas at $MONITORING_SCHEMAS (tests/e2e/install-tools.sh makes them from prometheus-operator $PROMETHEUS_OPERATOR_VERSION's CRDs)"
+  fi
+  SKIP_KINDS+=,ServiceMonitor,PrometheusRule
+fi
+if [ -z "$PROMQL_CHECK" ]; then
+  if [ -n "${TOLLGATE_REQUIRE_ORACLES+set}" ]; then
+    fail "tests/promql-check does not build and TOLLGATE_REQUIRE_ORACLES is set: run tests/promql-check/install.sh"
+  else
+    echo "SKIP: alerting rules and dashboard queries through Prometheus's parsers: tests/promql-check does not build"
+  fi
+fi
+
 run_check "helm lint --strict (default values)" helm lint --strict "$CHART"
 
 # Lints, renders to $W/PROFILE.yaml, validates and asserts one value set (none: the defaults).
@@ -49,8 +74,18 @@ check_profile() { # profile [values-file]
   pass "helm template ($profile values): $(grep -c '^kind:' "$out") objects"
   # Strict: unknown fields are errors, and so is a kind without a schema, except cert-manager's.
   run_check "kubeconform -strict ($profile values)" kubeconform -strict -summary \
-    -kubernetes-version "$SCHEMA_VERSION" -skip Certificate,Issuer \
-    -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$out"
+    -kubernetes-version "$SCHEMA_VERSION" -skip "$SKIP_KINDS" \
+    -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+    -schema-location "$MONITORING_SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" "$out"
+  # The alerting rules as the Prometheus Operator's admission webhook parses them, and the
+  # dashboard's queries through the PromQL parser.
+  if [ -n "$PROMQL_CHECK" ] && grep -qE '^kind: PrometheusRule|grafana_dashboard' "$out"; then
+    if "$PROMQL_CHECK" "$out" >"$W/log" 2>&1; then
+      pass "alerting rules and dashboard queries parse ($profile values): $(paste -sd';' "$W/log" | sed 's/;/; /g')"
+    else
+      fail "alerting rules and dashboard queries parse ($profile values)"; sed 's/^/    /' "$W/log"
+    fi
+  fi
   python3 "$E2E/chart_assert.py" "$out" "$profile" "$NS" ${2:+"$2"} >"$W/assert" 2>&1
   while IFS= read -r line; do
     case "$line" in
@@ -79,6 +114,17 @@ webhook:
         scope: Namespaced
 VALUES
 check_profile cluster-custom "$W/cluster-custom.values.yaml"
+# Monitoring in file mode with the defaults: objects in the release namespace, no stale-audit
+# alert (no audit runs; every replica exports gatekeeper_audit_last_run_time 0).
+cat >"$W/monitoring-file.values.yaml" <<'VALUES'
+serviceMonitor:
+  enabled: true
+prometheusRule:
+  enabled: true
+grafanaDashboard:
+  enabled: true
+VALUES
+check_profile monitoring-file "$W/monitoring-file.values.yaml"
 
 # Argo CD renders with `helm template`, where `lookup` finds nothing: tls.mode helm generates a
 # new CA on every render (the chart README sends such tools to the other modes), while secret and
@@ -138,6 +184,12 @@ refused "a ResourceQuota too small for a rollout" "resourceQuota.pods (3) must b
   --set replicaCount=3 --set resourceQuota.pods=3
 refused "a status subresource in clusterRules (only Gatekeeper's services/status)" "/webhook/clusterRules/subResources/0" \
   --set 'webhook.clusterRules.subResources={pods/status}'
+refused "a scrape interval that is not a Prometheus duration" "/serviceMonitor/interval" --set serviceMonitor.interval=30
+refused "an alert's for: that is not a Prometheus duration" "/prometheusRule/alerts/down/for" \
+  --set prometheusRule.alerts.down.for=5min
+refused "an error-share threshold of 1 or more" "/prometheusRule/alerts/admissionErrors/ratio" \
+  --set prometheusRule.alerts.admissionErrors.ratio=1
+refused "an unknown alert" "additional properties" --set prometheusRule.alerts.cpu.enabled=true
 refused "an operation Kubernetes does not have in clusterRules" "/webhook/clusterRules/operations/0" \
   --set 'webhook.clusterRules.operations={READ}'
 refused "a matchCondition with the name of cluster mode's own" \

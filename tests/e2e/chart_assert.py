@@ -355,7 +355,7 @@ else:
     check(not crds, "file mode: no CRDs")
 
 # --- policies ConfigMap
-cms = kinds("ConfigMap")
+cms = [d for d in kinds("ConfigMap") if d["metadata"]["name"].endswith("-policies")]
 if values.get("policies"):
     check(len(cms) == 1 and set(cms[0].get("data", {})) == set(values["policies"]), "policies ConfigMap has every file")
     check("--policies=/policies" in args, "--policies=/policies")
@@ -393,5 +393,165 @@ elif tls_mode == "cert-manager":
     check(len(kinds("Issuer")) == 2 and any(x["spec"].get("isCA") for x in certs), "self-signed CA chain of Issuers")
     ann = vwc.get("metadata", {}).get("annotations", {}).get("cert-manager.io/inject-ca-from")
     check(ann == f"{namespace}/{serving[0]['metadata']['name']}" if serving else False, "cert-manager injects the caBundle")
+
+# --- monitoring: ServiceMonitor, PrometheusRule, Grafana dashboard (all off by default)
+import json  # noqa: E402
+import re  # noqa: E402
+
+
+
+def seconds(duration):
+    """Seconds in a Prometheus or Go duration (1h30m, 500ms)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
+
+
+service = (kinds("Service") or [{}])[0]
+svc_meta = service.get("metadata", {})
+sm_values = values.get("serviceMonitor", {})
+sms = kinds("ServiceMonitor")
+if sm_values.get("enabled"):
+    check(len(sms) == 1, f"serviceMonitor.enabled: one ServiceMonitor (found {len(sms)})")
+    sm = sms[0] if sms else {}
+    meta, spec = sm.get("metadata", {}), sm.get("spec", {})
+    want_ns = sm_values.get("namespace") or namespace
+    check(meta.get("namespace") == want_ns, f"ServiceMonitor in namespace {want_ns} (got {meta.get('namespace')})")
+    check(sm_values.get("labels", {}).items() <= meta.get("labels", {}).items(),
+          f"ServiceMonitor carries serviceMonitor.labels for the Prometheus's serviceMonitorSelector {sm_values.get('labels', {})}")
+    match = spec.get("selector", {}).get("matchLabels", {})
+    selected = [d for d in kinds("Service") if match and match.items() <= d["metadata"].get("labels", {}).items()]
+    check(selected == [service] and set(spec.get("selector", {})) == {"matchLabels"},
+          f"ServiceMonitor selects exactly tollgate's Service by its labels {match}")
+    check(spec.get("namespaceSelector") == {"matchNames": [svc_meta.get("namespace")]},
+          f"ServiceMonitor looks for the Service in its namespace {svc_meta.get('namespace')}",
+          f"got {spec.get('namespaceSelector')}")
+    endpoints = spec.get("endpoints", [])
+    check(len(endpoints) == 1, f"ServiceMonitor has one endpoint (found {len(endpoints)})")
+    ep = endpoints[0] if endpoints else {}
+    svc_ports = {p.get("name"): p for p in service.get("spec", {}).get("ports", [])}
+    port = svc_ports.get(ep.get("port"), {})
+    check(bool(port), f"ServiceMonitor endpoint names a port of the Service ({ep.get('port')} in {sorted(svc_ports)})")
+    target = port.get("targetPort")
+    check(target in ("probe", ports.get("probe")) and f"--probe-listen=0.0.0.0:{ports.get('probe')}" in args,
+          f"that Service port leads to the container's plain-HTTP probe port {ports.get('probe')} (targetPort {target})")
+    check(ep.get("path") == "/metrics" and ep.get("scheme") == "http", "ServiceMonitor scrapes /metrics over plain HTTP",
+          f"got {ep}")
+    want_interval = sm_values.get("interval", "30s")
+    want_timeout = sm_values.get("scrapeTimeout", "10s")
+    check(ep.get("interval") == want_interval and ep.get("scrapeTimeout") == want_timeout,
+          f"ServiceMonitor interval {want_interval}, scrapeTimeout {want_timeout}", f"got {ep}")
+
+    check(seconds(ep.get("scrapeTimeout", "0s")) <= seconds(ep.get("interval", "0s")),
+          "scrapeTimeout not above the interval (Prometheus refuses the configuration otherwise)")
+    for key in ("relabelings", "metricRelabelings"):
+        check(ep.get(key, []) == sm_values.get(key, []), f"ServiceMonitor endpoint {key} from values")
+else:
+    check(not sms, "no ServiceMonitor unless serviceMonitor.enabled")
+
+pr_values = values.get("prometheusRule", {})
+rules_objs = kinds("PrometheusRule")
+# The chart's alerts, by values key; each on by default.
+ALERTS = {"down": "TollgateDown", "replicaDown": "TollgateReplicaDown", "admissionErrors": "TollgateAdmissionErrors",
+          "latency": "TollgateAdmissionLatencyHigh", "latencyNearTimeout": "TollgateAdmissionNearTimeout",
+          "templateErrors": "TollgateConstraintTemplateErrors", "policyProblems": "TollgatePolicyProblems",
+          "watchRestarts": "TollgateWatchRestarts", "auditStale": "TollgateAuditStale"}
+DEFAULT_SEVERITY = {"down": "critical", "latencyNearTimeout": "critical"}
+if pr_values.get("enabled"):
+    check(len(rules_objs) == 1, f"prometheusRule.enabled: one PrometheusRule (found {len(rules_objs)})")
+    pr = rules_objs[0] if rules_objs else {}
+    meta = pr.get("metadata", {})
+    want_ns = pr_values.get("namespace") or namespace
+    check(meta.get("namespace") == want_ns, f"PrometheusRule in namespace {want_ns} (got {meta.get('namespace')})")
+    check(pr_values.get("labels", {}).items() <= meta.get("labels", {}).items(),
+          f"PrometheusRule carries prometheusRule.labels for the Prometheus's ruleSelector {pr_values.get('labels', {})}")
+    rules = [r for g in pr.get("spec", {}).get("groups", []) for r in g.get("rules", [])]
+    alert_values = pr_values.get("alerts", {})
+    # Only cluster mode watches the API server. The audit runs in cluster mode with
+    # cluster.audit.enabled; without it every replica exports gatekeeper_audit_last_run_time 0 and
+    # the stale-audit alert would always fire: not rendered.
+    audit_on = cluster and ((values.get("cluster") or {}).get("audit") or {}).get("enabled", True)
+    want_alerts = [name for key, name in ALERTS.items() if alert_values.get(key, {}).get("enabled", True)
+                   and (key != "auditStale" or audit_on) and (key != "watchRestarts" or cluster)]
+    check([r.get("alert") for r in rules] == want_alerts, f"alerts rendered: {want_alerts}",
+          f"got {[r.get('alert') for r in rules]}")
+    # Without prometheusRule.selector the rules pick tollgate's series by the labels the
+    # ServiceMonitor's targets get: job is the Service's name, namespace the Service's.
+    want_selector = pr_values.get("selector") or f'job="{svc_meta.get("name")}",namespace="{svc_meta.get("namespace")}"'
+    by_name = {name: key for key, name in ALERTS.items()}
+    for r in rules:
+        name, key = r.get("alert"), by_name.get(r.get("alert"))
+        av = alert_values.get(key, {})
+        labels = r.get("labels", {})
+        ann = r.get("annotations", {})
+        want_sev = av.get("severity", DEFAULT_SEVERITY.get(key, "warning"))
+        check(labels.get("severity") == want_sev, f"alert {name} has severity {want_sev} (got {labels.get('severity')})")
+        check(pr_values.get("additionalAlertLabels", {}).items() <= labels.items(),
+              f"alert {name} carries prometheusRule.additionalAlertLabels")
+        check(bool(r.get("for")) and (not av.get("for") or r.get("for") == av["for"]),
+              f"alert {name} has for: {r.get('for')}")
+        check(bool(ann.get("summary", "").strip()) and bool(ann.get("description", "").strip()),
+              f"alert {name} has summary and description annotations")
+        expr = r.get("expr", "")
+        check("{" + want_selector in expr, f"alert {name} selects tollgate's series by {{{want_selector}...}}", expr)
+        if key == "latencyNearTimeout":
+            share = av.get("timeoutShare", 0.5)
+            limit = share * values.get("webhook", {}).get("timeoutSeconds", 3)
+            got = float(expr.rsplit(">", 1)[-1])
+            check(abs(got - limit) < 1e-9, f"alert {name}: threshold {limit}s, {share} of webhook.timeoutSeconds (got {got})")
+        if key == "auditStale":
+            interval = ((values.get("cluster") or {}).get("audit") or {}).get("interval", "60s")
+            want = av.get("missedIntervals", 5) * seconds(interval)
+            got = float(expr.rsplit(">", 1)[-1])
+            check(abs(got - want) < 1e-9, f"alert {name}: {want}s, missedIntervals times cluster.audit.interval {interval} "
+                                          f"(got {got})")
+        if key == "latency":
+            got = float(expr.rsplit(">", 1)[-1])
+            want = av.get("p99Seconds", 0.1)
+            check(got == want, f"alert {name}: threshold {want}s from values (got {got})")
+else:
+    check(not rules_objs, "no PrometheusRule unless prometheusRule.enabled")
+
+gd_values = values.get("grafanaDashboard", {})
+label_key, label_value = gd_values.get("label", "grafana_dashboard"), gd_values.get("labelValue", "1")
+dashboards = [d for d in kinds("ConfigMap") if d["metadata"].get("labels", {}).get(label_key) is not None]
+if gd_values.get("enabled"):
+    check(len(dashboards) == 1, f"grafanaDashboard.enabled: one ConfigMap labelled {label_key} (found {len(dashboards)})")
+    cm = dashboards[0] if dashboards else {}
+    meta = cm.get("metadata", {})
+    check(meta.get("labels", {}).get(label_key) == label_value,
+          f"dashboard ConfigMap labelled {label_key}: \"{label_value}\" for the Grafana sidecar")
+    want_ns = gd_values.get("namespace") or namespace
+    check(meta.get("namespace") == want_ns, f"dashboard ConfigMap in namespace {want_ns} (got {meta.get('namespace')})")
+    check(gd_values.get("annotations", {}).items() <= meta.get("annotations", {}).items(),
+          "dashboard ConfigMap carries grafanaDashboard.annotations")
+    data = cm.get("data", {})
+    check(list(data) == ["tollgate.json"], f"dashboard ConfigMap holds tollgate.json (got {list(data)})")
+    try:
+        dash = json.loads(data.get("tollgate.json", ""))
+        check(True, "dashboard JSON parses")
+    except ValueError as e:
+        dash = {}
+        check(False, f"dashboard JSON parses ({e})")
+    panels = [p for p in dash.get("panels", []) if p.get("type") != "row"]
+    check(dash.get("uid") == "tollgate" and dash.get("title"), "dashboard has uid tollgate and a title")
+    check(len(panels) >= 10, f"dashboard has its panels ({len(panels)})")
+    variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
+    check(variables.get("datasource", {}).get("type") == "datasource"
+          and variables["datasource"].get("query") == "prometheus",
+          "dashboard picks its Prometheus data source with a variable (no data source uid baked in)")
+    ids = [p.get("id") for p in dash.get("panels", [])]
+    check(len(ids) == len(set(ids)), "dashboard panel ids are unique")
+    for p in panels:
+        targets = p.get("targets", [])
+        refs = [t.get("refId") for t in targets]
+        check(targets and all(t.get("expr") for t in targets) and len(refs) == len(set(refs)),
+              f"panel {p.get('title')!r}: queries with unique refIds")
+        check(p.get("datasource", {}).get("uid") == "${datasource}"
+              and all(t.get("datasource", {}).get("uid") == "${datasource}" for t in targets),
+              f"panel {p.get('title')!r} queries the chosen data source")
+        check(all('namespace="$namespace",job="$job"' in t.get("expr", "") for t in targets),
+              f"panel {p.get('title')!r} selects the chosen namespace and job")
+else:
+    check(not dashboards, "no dashboard ConfigMap unless grafanaDashboard.enabled")
 
 sys.exit(1 if failed else 0)

@@ -19,6 +19,10 @@ KUBERNETES_VALIDATE_VERSION=1.30.0
 # (charts/tollgate/gatekeeper-crds/); chart-check.sh compares them with this module's chart.
 GATEKEEPER_VERSION=v3.23.0
 KYVERNO_VERSION=v1.13.4       # its config/crds/policyreport: the wgpolicyk8s.io PolicyReport CRDs
+# The Prometheus Operator release whose CRDs (example/prometheus-operator-crd/ in its Go module)
+# give the JSON schemas kubeconform checks the chart's ServiceMonitor and PrometheusRule against.
+# tests/promql-check/go.mod pins the github.com/prometheus/prometheus this release builds with.
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 CACHE="${TOLLGATE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-tools}"
 BIN="$CACHE/bin"
 WORK="$CACHE/build"
@@ -172,7 +176,70 @@ download_gatekeeper() {
     echo "warning: could not download github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION" >&2
 }
 
+# kubeconform schemas for the Prometheus Operator's kinds (the chart's ServiceMonitor and
+# PrometheusRule), made from the openAPIV3Schema of its CRDs in its Go module, in kubeconform's
+# `{{ .ResourceKind }}{{ .KindSuffix }}.json` layout (servicemonitor-monitoring-v1.json). Strict as
+# kubeconform's own openapi2jsonschema.py makes them with DENY_ROOT_ADDITIONAL_PROPERTIES: every
+# object with properties gets additionalProperties false (except where the CRD preserves unknown
+# fields), `nullable` allows null; and metadata is Kubernetes' ObjectMeta, taken from the strict
+# ConfigMap schema above, where the CRD only says "object". A failed download only warns:
+# chart-check.sh then skips those kinds, or fails under TOLLGATE_REQUIRE_ORACLES.
+install_monitoring_schemas() {
+  local dir="$CACHE/prometheus-operator-json-schema/$PROMETHEUS_OPERATOR_VERSION" mod
+  [ -f "$dir/.done" ] && return 0
+  mod=$(cd "$WORK" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || true
+  if [ ! -d "$mod/example/prometheus-operator-crd" ]; then
+    echo "warning: could not download github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" >&2
+    return 0
+  fi
+  echo "making JSON schemas from the CRDs of prometheus-operator $PROMETHEUS_OPERATOR_VERSION" >&2
+  rm -rf "$dir"; mkdir -p "$dir"
+  python3 - "$mod/example/prometheus-operator-crd" "$dir" \
+    "$CACHE/kubernetes-json-schema/v$KUBERNETES_VALIDATE_VERSION-standalone-strict/configmap-v1.json" <<'PYEOF'
+import glob, json, os, sys
+import yaml
+crd_dir, out, configmap = sys.argv[1:]
+meta = json.load(open(configmap))
+# Values spelled "=" are YAML's obsolete value tag to PyYAML: read them as strings (as
+# kubeconform's openapi2jsonschema.py does).
+yaml.SafeLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+def strict(node):
+    if isinstance(node, list):
+        return [strict(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: strict(v) for k, v in node.items()}
+    if "properties" in node and "additionalProperties" not in node \
+            and not node.get("x-kubernetes-preserve-unknown-fields"):
+        node["additionalProperties"] = False
+    if node.pop("nullable", False) and isinstance(node.get("type"), str):
+        node["type"] = [node["type"], "null"]
+    return node
+written = 0
+for path in sorted(glob.glob(os.path.join(crd_dir, "*.yaml"))):
+    crd = yaml.safe_load(open(path))
+    if crd.get("kind") != "CustomResourceDefinition":
+        continue
+    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    for version in crd["spec"]["versions"]:
+        schema = strict(version["schema"]["openAPIV3Schema"])
+        schema["$schema"] = meta["$schema"]
+        schema["properties"]["metadata"] = meta["properties"]["metadata"]
+        schema["$defs"] = meta["$defs"]
+        name = f"{kind.lower()}-{group.split('.')[0]}-{version['name']}.json"
+        with open(os.path.join(out, name), "w") as f:
+            json.dump(schema, f, separators=(",", ":"))
+        written += 1
+if not os.path.exists(os.path.join(out, "servicemonitor-monitoring-v1.json")) or \
+        not os.path.exists(os.path.join(out, "prometheusrule-monitoring-v1.json")):
+    sys.exit(f"no ServiceMonitor or PrometheusRule schema among the {written} made from {crd_dir}")
+PYEOF
+  touch "$dir/.done"
+}
+
 install_schemas
+install_monitoring_schemas
 install_etcd
 install_kube
 download_gatekeeper
@@ -180,4 +247,6 @@ download_kyverno
 # The constraint CRD oracle (Gatekeeper's own CRD generation, tests/crd-oracle) the e2e compares
 # tollgate's CRDs with: hash-stamped, rebuilt only when its sources change.
 TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../crd-oracle/install.sh" >/dev/null
+# Prometheus's rule and PromQL parsers (tests/promql-check), for the chart's alerts and dashboard.
+TOLLGATE_TOOLS="$CACHE" bash "$(dirname "$0")/../promql-check/install.sh" >/dev/null
 echo "$BIN"

@@ -688,9 +688,22 @@ start_tollgate || fatal "tollgate did not come back in file mode"
 echo "--- the Helm chart against this API server"
 
 # Server-side dry-run: the API server validates the rendered chart for real (schema, defaulting,
-# webhook configuration validation, the CEL of matchConditions, cluster mode's Gatekeeper CRDs).
-# cert-manager kinds are left out: their CRDs are not installed here.
+# webhook configuration validation, the CEL of matchConditions, cluster mode's Gatekeeper CRDs,
+# the ServiceMonitor and PrometheusRule against the Prometheus Operator's CRDs, installed here
+# from the release install-tools.sh pins). cert-manager kinds are left out: their CRDs are not
+# installed here.
 KUBE_VERSION=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
+PROMETHEUS_OPERATOR_VERSION=$(sed -n 's/^PROMETHEUS_OPERATOR_VERSION=\(v[0-9.]*\).*/\1/p' "$E2E/install-tools.sh")
+PO_CRDS="$(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION/example/prometheus-operator-crd"
+[ -d "$PO_CRDS" ] || fatal "prometheus-operator $PROMETHEUS_OPERATOR_VERSION's CRDs missing at $PO_CRDS (tests/e2e/install-tools.sh downloads them)"
+kc apply --server-side -f "$PO_CRDS/monitoring.coreos.com_servicemonitors.yaml" -f "$PO_CRDS/monitoring.coreos.com_prometheusrules.yaml"
+[ $RC -eq 0 ] || { explain; fatal "apply the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs"; }
+for crd in servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
+  WATCH=kube-apiserver wait_for "CRD $crd Established" kubectl wait --for condition=Established --timeout 5s "crd/$crd" ||
+    fatal "the Prometheus Operator's CRD $crd is not Established"
+done
+kc create namespace monitoring
+[ $RC -eq 0 ] || { explain; fatal "create namespace monitoring (full values put the monitoring objects there)"; }
 for profile in default secret single full opt-in cluster; do
   values=()
   [ "$profile" = default ] || values=(-f "$E2E/values/$profile.yaml")

@@ -60,3 +60,24 @@ deduplicated.
 {{- $all := concat (list .Release.Namespace "kube-system" "kube-public" "kube-node-lease") .Values.exemptNamespaces | uniq }}
 {{- toJson $all }}
 {{- end }}
+
+{{/*
+PromQL label matchers of tollgate's series, for the alerting rules: prometheusRule.selector, or
+the labels the ServiceMonitor's targets get (job is the Service's name), then the extra matchers
+given after the root context, all inside one pair of braces: (list . `a="b"`) gives
+job="...",namespace="...",a="b" in braces.
+*/}}
+{{- define "tollgate.promSelector" -}}
+{{- $root := index . 0 }}
+{{- $base := $root.Values.prometheusRule.selector | default (printf "job=%q,namespace=%q" (include "tollgate.fullname" $root) $root.Release.Namespace) }}
+{{- $all := prepend (rest .) $base | compact }}
+{{- printf "{%s}" (join "," $all) }}
+{{- end }}
+
+{{/* Seconds in a duration of one number and a unit, ms, s, m or h (cluster.audit.interval). */}}
+{{- define "tollgate.durationSeconds" -}}
+{{- $n := regexFind "^[0-9]+" . | float64 }}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $per := get (dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0) $unit | required (printf "not a duration of ms, s, m or h: %q" .) }}
+{{- mulf $n $per }}
+{{- end }}
