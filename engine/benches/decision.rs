@@ -97,6 +97,7 @@ fn decide(set: &PolicySet, review: &Review) -> Decision {
         enforcement_point: enforcement_point::WEBHOOK,
         data: None,
         expand: true,
+        builtin_expansions: true,
         observe: None,
     };
     Decision::from_violations(

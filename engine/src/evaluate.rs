@@ -40,6 +40,10 @@ pub struct Context<'a> {
     pub data: Option<&'a DataSnapshot>,
     /// Whether to expand the object with the set's ExpansionTemplates.
     pub expand: bool,
+    /// Whether tollgate's built-in workload expansion (`expand-workloads`) takes part. The
+    /// webhook and `eval` judge the Pods a workload would create before they exist; the audit
+    /// leaves it out, as Gatekeeper has none: the Pods it would imply exist and are audited.
+    pub builtin_expansions: bool,
     /// Called after each template evaluation with its constraint and duration (metrics).
     pub observe: Option<&'a EvaluationObserver<'a>>,
 }
@@ -52,6 +56,7 @@ impl Context<'_> {
             enforcement_point: enforcement_point::GATOR,
             data: None,
             expand: true,
+            builtin_expansions: true,
             observe: None,
         }
     }
@@ -148,7 +153,19 @@ fn review_with(
         && let Some(object) = review.object()
     {
         let ns = review.namespace_name().to_string();
-        let resultants = expand::expand(set.expansions(), object, Some(&ns)).map_err(|error| {
+        let own: Vec<crate::gatekeeper::ExpansionTemplate>;
+        let expansions = if ctx.builtin_expansions {
+            set.expansions()
+        } else {
+            own = set
+                .expansions()
+                .iter()
+                .filter(|t| t.name != expand::BUILTIN_EXPANSION)
+                .cloned()
+                .collect();
+            &own
+        };
+        let resultants = expand::expand(expansions, object, Some(&ns)).map_err(|error| {
             ReviewFailure::Expand {
                 name: object_name(object).to_string(),
                 error,

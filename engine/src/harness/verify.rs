@@ -527,6 +527,7 @@ fn review_case(
         enforcement_point: enforcement_point::GATOR,
         data: Some(&data),
         expand: !t.expansion.is_empty() && !is_admission_review,
+        builtin_expansions: true,
         observe: None,
     };
     let outcome = evaluate::review(set, &review, &ctx).map_err(|e| e.to_string())?;

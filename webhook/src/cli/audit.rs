@@ -279,7 +279,7 @@ async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     for unlisted in &collected.unlisted {
         eprintln!("warning: not audited: {unlisted}");
     }
-    let by_action = audit::violations_by_action(&set, &collected.results);
+    let by_action = audit::violations_by_action(&collected.results);
     let count = |a: &str| by_action.get(a).copied().unwrap_or(0);
     eprintln!(
         "audited {} objects against {} constraints in {:.1}s: {} violations ({} deny, {} warn, {} dryrun)",

@@ -102,17 +102,32 @@ impl StatusViolation {
     }
 }
 
-/// Gatekeeper's `truncateString`: cut to 253 bytes and "...". Go slices bytes; tollgate cuts
-/// at the char boundary at or before that byte, so the result stays valid UTF-8.
+/// Gatekeeper's `truncateString`: the first 253 bytes and "...". Go slices bytes, so a
+/// character cut in two leaves invalid UTF-8, which Go's JSON encoder writes as one U+FFFD per
+/// invalid byte; the same is done here, so the status reads the same.
 pub fn truncate(message: &str) -> String {
     if message.len() <= MESSAGE_LIMIT {
         return message.to_string();
     }
-    let mut end = MESSAGE_LIMIT - 3;
-    while !message.is_char_boundary(end) {
-        end -= 1;
+    let mut rest = &message.as_bytes()[..MESSAGE_LIMIT - 3];
+    let mut out = String::with_capacity(MESSAGE_LIMIT + 3);
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                // Go's decoder takes one invalid byte at a time.
+                out.push('\u{FFFD}');
+                rest = &after[1..];
+            }
+        }
     }
-    format!("{}...", &message[..end])
+    out.push_str("...");
+    out
 }
 
 /// A constraint's results of one pass: the count and the kept violations.
@@ -120,6 +135,9 @@ pub fn truncate(message: &str) -> String {
 pub struct ConstraintResults {
     /// Every violation found.
     pub total: u64,
+    /// Every violation found, by its own enforcement action (an ExpansionTemplate's overrides
+    /// the constraint's): `gatekeeper_violations` counts these.
+    pub by_action: BTreeMap<String, u64>,
     /// Gatekeeper's LimitQueue keeps the `limit` smallest in its order.
     kept: BTreeSet<StatusViolation>,
 }
@@ -128,6 +146,10 @@ impl ConstraintResults {
     /// Counts a violation and keeps it when it is among the `limit` smallest.
     pub fn add(&mut self, violation: StatusViolation, limit: usize) {
         self.total += 1;
+        *self
+            .by_action
+            .entry(violation.enforcement_action.clone())
+            .or_default() += 1;
         self.kept.insert(violation);
         while self.kept.len() > limit {
             self.kept.pop_last();
@@ -170,6 +192,9 @@ fn merge(into: &mut PassResults, from: PassResults, limit: usize) {
     for (key, r) in from {
         let target = into.entry(key).or_default();
         target.total += r.total;
+        for (action, n) in r.by_action {
+            *target.by_action.entry(action).or_default() += n;
+        }
         target.kept.extend(r.kept);
         while target.kept.len() > limit {
             target.kept.pop_last();
@@ -230,6 +255,7 @@ fn review_objects(
         enforcement_point: enforcement_point::AUDIT,
         data: Some(data),
         expand: true,
+        builtin_expansions: false,
         observe: None,
     };
     for object in objects {
@@ -247,6 +273,15 @@ fn review_objects(
             if scoped && v.actions.is_empty() {
                 continue;
             }
+            // An ExpansionTemplate's enforcementAction replaces the constraint's on the results
+            // of the objects it generates (Gatekeeper's OverrideEnforcementAction).
+            let action = v
+                .implied_by
+                .as_ref()
+                .and_then(|t| set.expansions().iter().find(|e| &e.name == t))
+                .and_then(|e| e.enforcement_action.clone())
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| c.enforcement_action.clone());
             let violation = StatusViolation {
                 group: gvk.group.clone(),
                 version: gvk.version.clone(),
@@ -254,7 +289,7 @@ fn review_objects(
                 namespace: namespace.clone(),
                 name: name.clone(),
                 message: truncate(&v.msg),
-                enforcement_action: c.enforcement_action.clone(),
+                enforcement_action: action,
                 enforcement_actions: if scoped {
                     v.actions.iter().map(|a| a.as_str().to_string()).collect()
                 } else {
@@ -473,7 +508,7 @@ async fn pass(
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    let by_action = violations_by_action(&set, &collected.results);
+    let by_action = violations_by_action(&collected.results);
     write_status(
         client,
         config,
@@ -531,15 +566,17 @@ pub fn rfc3339(t: SystemTime) -> String {
         .to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true)
 }
 
-/// Violations by enforcement action (the `gatekeeper_violations` gauge).
-pub fn violations_by_action(set: &PolicySet, results: &PassResults) -> BTreeMap<String, i64> {
-    let mut by_action: BTreeMap<String, i64> = BTreeMap::new();
-    for c in set.constraints() {
-        let key = (c.constraint.kind.clone(), c.constraint.name.clone());
-        let total = results.get(&key).map_or(0, |r| r.total);
-        *by_action
-            .entry(c.constraint.enforcement_action.clone())
-            .or_default() += total as i64;
+/// Violations by their enforcement action (the `gatekeeper_violations` gauge), with every
+/// action Gatekeeper knows present, as it reports them.
+pub fn violations_by_action(results: &PassResults) -> BTreeMap<String, i64> {
+    let mut by_action: BTreeMap<String, i64> = ["deny", "dryrun", "warn", "scoped", "unrecognized"]
+        .into_iter()
+        .map(|a| (a.to_string(), 0))
+        .collect();
+    for r in results.values() {
+        for (action, n) in &r.by_action {
+            *by_action.entry(action.clone()).or_default() += *n as i64;
+        }
     }
     by_action
 }
@@ -646,9 +683,14 @@ mod tests {
         assert_eq!(cut.len(), 256);
         assert!(cut.ends_with("..."));
         assert_eq!(truncate("short"), "short");
-        // A multi-byte character across the cut is not split.
+        // A character cut in two: one U+FFFD per invalid byte, as Go's JSON encoder writes it.
         let tricky = format!("{}é{}", "x".repeat(252), "y".repeat(10));
-        assert!(truncate(&tricky).ends_with("..."));
+        assert_eq!(truncate(&tricky), format!("{}\u{FFFD}...", "x".repeat(252)));
+        let three = format!("{}€{}", "x".repeat(251), "y".repeat(10));
+        assert_eq!(
+            truncate(&three),
+            format!("{}\u{FFFD}\u{FFFD}...", "x".repeat(251))
+        );
     }
 
     #[test]

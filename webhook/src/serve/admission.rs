@@ -392,6 +392,7 @@ fn evaluate_prepared(
         enforcement_point: enforcement_point::WEBHOOK,
         data: Some(&data),
         expand: settings.expand,
+        builtin_expansions: true,
         observe: Some(&observe),
     };
     let result = match budget {

@@ -127,6 +127,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         enforcement_point: enforcement_point::GATOR,
         data: Some(&data),
         expand: !no_expand,
+        builtin_expansions: true,
         observe: None,
     };
     let mut tally = Tally::default();
