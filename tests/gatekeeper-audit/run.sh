@@ -26,204 +26,11 @@ CHUNK=10                              # --audit-chunk-size of both: list calls c
 STEP_TIMEOUT=${GKA_STEP_TIMEOUT:-180} # seconds for anything to happen
 GK_NS=gatekeeper-system
 
-if [ -z "${GKA_IN_NETNS:-}" ]; then
-  # Tools and binaries first, on the host: nothing is downloaded inside the namespace.
-  tools_bin=$(bash "$ROOT/tests/tools/install.sh" | tail -n 1) || { echo "FAIL: tests/tools/install.sh"; exit 1; }
-  kube_bin=$(bash "$ROOT/tests/e2e/install-tools.sh" | tail -n 1) || { echo "FAIL: tests/e2e/install-tools.sh"; exit 1; }
-  if [ -z "${TOLLGATE_BIN:-}" ]; then
-    (cd "$ROOT" && cargo build -q -p tollgate) || { echo "FAIL: cargo build -p tollgate"; exit 1; }
-    TOLLGATE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tollgate"
-  fi
-  export PATH="$tools_bin:$kube_bin:$PATH" TOLLGATE_BIN
-  export GK_MOD="$(go env GOMODCACHE)/github.com/open-policy-agent/gatekeeper/v3@v3.23.0"
-  if [ -z "${GKA_NO_NETNS:-}" ] && command -v ip >/dev/null && unshare -n true 2>/dev/null; then
-    export GKA_IN_NETNS=1
-    exec unshare -n -- "$BASH" "$HERE/run.sh" "$@"
-  fi
-  echo "note: no new network namespace (GKA_NO_NETNS set, unshare -n not permitted, or no ip command); running on the host's loopback"
-  GKA_IN_NETNS=0
-fi
-if [ "$GKA_IN_NETNS" = 1 ]; then
-  ip link set lo up || { echo "FAIL: ip link set lo up in the new network namespace"; exit 1; }
-  echo "in a new network namespace (unshare -n), loopback only"
-fi
-command -v gatekeeper >/dev/null || { echo "FAIL: no gatekeeper binary on PATH (tests/tools/install.sh)"; exit 1; }
-[ -d "$GK_MOD/charts/gatekeeper/crds" ] || { echo "FAIL: Gatekeeper v3.23.0 module missing at $GK_MOD"; exit 1; }
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-gka.XXXXXX")
-mkdir -p "$W/logs" "$W/certs" "$W/objects" "$W/status" "$W/gk-cache" "$W/gk-certs" "$W/no-policies"
-export KUBECONFIG="$W/kubeconfig"
-unset POD_NAMESPACE POD_NAME SERVICE_ACCOUNT_NAME TOLLGATE_SERVICE_ACCOUNT TOLLGATE_POLICIES
-
-# === processes (as tests/e2e/run.sh) ===
-
-declare -A PIDS=()
-LOGS=()
-start() { # name cmd...
-  local name=$1; shift
-  local log="$W/logs/$name.log"
-  [[ " ${LOGS[*]} " == *" $log "* ]] || LOGS+=("$log")
-  echo "=== start $(date +%T): $*" >>"$log"
-  "$@" >>"$log" 2>&1 &
-  PIDS[$name]=$!
-}
-stop() { # name: SIGTERM, then SIGKILL after 15 s
-  local name=$1 pid=${PIDS[$1]:-}
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PIDS[$name]"
-}
-show_logs() {
-  local log
-  for log in "${LOGS[@]}"; do
-    echo "----- last 30 lines of $log"
-    tail -n 30 "$log" | cut -c1-400
-  done
-}
-cleanup() {
-  local name
-  for name in tollgate gatekeeper kube-apiserver etcd; do stop "$name"; done
-  if [ -n "${GKA_KEEP:-}" ]; then echo "work directory kept: $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-WATCH=""
-wait_for() { # description command...: retried every 0.5 s for STEP_TIMEOUT seconds
-  local what=$1 deadline=$((SECONDS + STEP_TIMEOUT)) pid status; shift
-  until "$@" >/dev/null 2>&1; do
-    pid=""
-    [ -z "$WATCH" ] || pid=${PIDS[$WATCH]:-}
-    if [ -n "$WATCH" ] && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid"; status=$?
-      unset "PIDS[$WATCH]"
-      echo "$WATCH exited with status $status while waiting for $what" >&2
-      return 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "timed out after ${STEP_TIMEOUT}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
-}
-
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-fatal() {
-  echo "FAIL: $*"
-  show_logs
-  echo "$PASSED passed, $((FAILED + 1)) failed"
-  exit 1
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-kc() { # kubectl, its output kept in $W/out and shown on failure by the caller
-  kubectl "$@" >"$W/out" 2>&1
-}
-
-# === certificates, etcd, kube-apiserver ===
-
-cd "$W/certs" || fatal "cd $W/certs"
-cat >openssl.cnf <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = placeholder
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost, IP:10.0.0.1, DNS:kubernetes.default.svc
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-authorityKeyIdentifier = keyid
-EOF
-new_ca() { # name CN
-  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -keyout "$1.key" \
-    -out "$1.crt" -subj "/CN=$2" -days 2 -config openssl.cnf -extensions ca 2>/dev/null
-}
-new_cert() { # name subject ca extensions
-  openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -keyout "$1.key" \
-    -out "$1.csr" -subj "$2" -config openssl.cnf 2>/dev/null &&
-    openssl x509 -req -in "$1.csr" -CA "$3.crt" -CAkey "$3.key" -CAcreateserial -out "$1.crt" \
-      -days 2 -extfile openssl.cnf -extensions "$4" 2>/dev/null
-}
-{
-  new_ca kube-ca gka-kube-ca &&
-    new_cert apiserver /CN=kube-apiserver kube-ca server &&
-    new_cert admin "/O=system:masters/CN=gka-admin" kube-ca client &&
-    new_cert gatekeeper /CN=gatekeeper-webhook-service.gatekeeper-system.svc kube-ca server &&
-    openssl genrsa -out sa.key 2048 2>/dev/null && openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
-} || fatal "generate certificates with openssl"
-cd "$ROOT" || fatal "cd $ROOT"
-C="$W/certs"
-
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-API_PORT=$(free_port)
-start etcd etcd --name gka --data-dir "$W/etcd" \
-  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-  --initial-cluster "gka=http://127.0.0.1:$ETCD_PEER_PORT" \
-  --unsafe-no-fsync --log-level warn
-WATCH=etcd wait_for "etcd /health" curl -sf "http://127.0.0.1:$ETCD_PORT/health" || fatal "etcd did not come up"
-# No serviceaccount controller runs: the ServiceAccount admission plugin (which would want a
-# `default` ServiceAccount before any Pod) is left out, so namespaces hold only what this test puts there.
-start kube-apiserver kube-apiserver \
-  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --tls-cert-file "$C/apiserver.crt" --tls-private-key-file "$C/apiserver.key" \
-  --client-ca-file "$C/kube-ca.crt" \
-  --authorization-mode RBAC \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$C/sa.pub" --service-account-signing-key-file "$C/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 \
-  --enable-admission-plugins NamespaceLifecycle --disable-admission-plugins ServiceAccount \
-  --endpoint-reconciler-type none --enable-priority-and-fairness=false \
-  --cert-dir "$W/apiserver" --profiling=false --v=1
-cat >"$KUBECONFIG" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: gka
-    cluster:
-      server: https://127.0.0.1:$API_PORT
-      certificate-authority: $C/kube-ca.crt
-users:
-  - name: gka-admin
-    user:
-      client-certificate: $C/admin.crt
-      client-key: $C/admin.key
-contexts:
-  - name: gka
-    context: {cluster: gka, user: gka-admin}
-current-context: gka
-EOF
-WATCH=kube-apiserver wait_for "kube-apiserver /readyz" kubectl get --raw /readyz || fatal "kube-apiserver did not become ready"
-wait_for "namespace kube-system" kubectl get namespace kube-system || fatal "no kube-system namespace"
-echo "kube-apiserver $(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') on https://127.0.0.1:$API_PORT"
+GKA_SCRIPT="$HERE/run.sh"
+source "$HERE/cluster.sh"
+mkdir -p "$W/status"
 
 # === Gatekeeper's CRDs, the objects, templates, Config and ExpansionTemplate ===
-
-kc apply --server-side -f "$GK_MOD/charts/gatekeeper/crds/" || { cat "$W/out"; fatal "apply Gatekeeper's CRDs"; }
-kc wait --for condition=Established --timeout 60s crd --all || { cat "$W/out"; fatal "Gatekeeper's CRDs Established"; }
-echo "Gatekeeper's CRDs: $(ls "$GK_MOD/charts/gatekeeper/crds" | wc -l) from $GK_MOD/charts/gatekeeper/crds"
 
 python3 "$HERE/objects.py" "$GK_NS" >"$W/objects/objects.yaml" || fatal "generate the objects"
 kc apply -f "$W/objects/objects.yaml" || { cat "$W/out"; fatal "create the objects"; }
@@ -264,28 +71,49 @@ json.dump(items, open(out, "w"))
 EOF
 }
 utc_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
-# Audit passes after $1 until two in a row agree (at most $MAX_PASSES); the last is saved as
-# $2.json. Gatekeeper's can disagree: its status writer pops the kept violations off its queue
-# before the Update, so an Update retried after a conflict (the status operation writes byPod on
-# the same objects) writes totalViolations without the list. Such a pass is shown as a note.
-MAX_PASSES=6
+# Audit passes after $1 until two whole ones agree (at most $MAX_PASSES); the last is saved as
+# $2.json. A pass is whole when every constraint lists min(totalViolations, limit) violations.
+# Gatekeeper's are not always (seen on ns-must-have-env-label-cel: totalViolations 1, no list).
+# Its status writer (updateConstraintStatus in pkg/audit/manager.go) pops the kept violations off
+# their queue before the Update, so an Update retried after an error writes totalViolations without
+# the list. Such a pass is shown as a note, with the count of that error in Gatekeeper's log, and
+# skipped.
+MAX_PASSES=8
 settled_pass() { # since prefix who
-  local since=$1 prefix=$2 who=$3 n=1 t
-  WATCH=$who wait_for "a $who audit pass after $since" audited_after "$since" "$prefix-1.json" || return 1
+  local since=$1 prefix=$2 who=$3 n=0 t=$1 prev=""
   while [ $n -lt $MAX_PASSES ]; do
-    t=$(last_timestamp "$prefix-$n.json")
     n=$((n + 1))
     WATCH=$who wait_for "$who audit pass $n (after $t)" audited_after "$t" "$prefix-$n.json" || return 1
-    if same_results "$prefix-$((n - 1)).json" "$prefix-$n.json" >"$W/out"; then
-      cp "$prefix-$n.json" "$prefix.json"
-      echo "$who: passes at $t and $(last_timestamp "$prefix-$n.json") agree ($n passes after $since)"
-      return 0
+    t=$(last_timestamp "$prefix-$n.json")
+    if ! whole_pass "$prefix-$n.json" >"$W/out"; then
+      echo "note: $who's audit pass at $t lists fewer than min(totalViolations, $LIMIT) violations for: $(cat "$W/out")" \
+        "($(grep -c 'could not update constraint status' "$W/logs/$who.log") 'could not update constraint status' lines in its log so far)"
+      PARTIAL=1
+      continue
     fi
-    echo "note: $who's audit passes at $t and $(last_timestamp "$prefix-$n.json") differ on: $(cat "$W/out")"
-    DISAGREED=1
+    if [ -n "$prev" ]; then
+      if same_results "$prev" "$prefix-$n.json" >"$W/out"; then
+        cp "$prefix-$n.json" "$prefix.json"
+        echo "$who: whole passes at $(last_timestamp "$prev") and $t agree ($n passes after $since)"
+        return 0
+      fi
+      echo "note: $who's audit passes at $(last_timestamp "$prev") and $t differ on: $(cat "$W/out")"
+      DISAGREED=1
+    fi
+    prev="$prefix-$n.json"
   done
-  echo "no two $who audit passes in a row agreed ($MAX_PASSES passes)" >&2
+  echo "no two whole $who audit passes agreed ($MAX_PASSES passes)" >&2
   return 1
+}
+whole_pass() { # file: prints the constraints whose list is short
+  python3 - "$1" "$LIMIT" <<'EOF'
+import json, sys
+limit = int(sys.argv[2])
+short = ["%s/%s" % (c["kind"], c["metadata"]["name"]) for c in json.load(open(sys.argv[1]))
+         if len(c["status"].get("violations") or []) != min(c["status"]["totalViolations"], limit)]
+print(" ".join(short))
+sys.exit(1 if short else 0)
+EOF
 }
 last_timestamp() { python3 -c 'import json,sys; print(max(c["status"]["auditTimestamp"] for c in json.load(open(sys.argv[1]))))' "$1"; }
 same_results() { # a.json b.json: totalViolations and violations of every constraint equal
@@ -328,8 +156,6 @@ GK_ARGS=(--operation=generate --operation=audit --operation=status
   --health-addr="127.0.0.1:$GK_HEALTH" --prometheus-port="$GK_METRICS" --metrics-addr=0
   --api-cache-dir="$W/gk-cache" --shutdown-delay=1
   --kubeconfig="$KUBECONFIG")
-cp "$C/gatekeeper.crt" "$W/gk-certs/tls.crt" && cp "$C/gatekeeper.key" "$W/gk-certs/tls.key" &&
-  cp "$C/kube-ca.crt" "$W/gk-certs/ca.crt" || fatal "Gatekeeper's certificate"
 echo "gatekeeper ${GK_ARGS[*]}"
 start gatekeeper env POD_NAMESPACE="$GK_NS" POD_NAME=gatekeeper-audit-0 NAMESPACE="$GK_NS" \
   CONTAINER_NAME=manager gatekeeper "${GK_ARGS[@]}"
@@ -357,7 +183,7 @@ WATCH=gatekeeper wait_for "every constraint enforced by Gatekeeper" gk_enforced 
 sleep 1
 since=$(utc_now)
 settled_pass "$since" "$W/status/gatekeeper" gatekeeper || fatal "Gatekeeper's audit did not settle"
-pass "Gatekeeper's audit settled: two passes in a row agree"
+pass "Gatekeeper's audit settled: two whole passes agree"
 curl -s "http://127.0.0.1:$GK_METRICS/metrics" | grep '^gatekeeper_violations' >"$W/status/gatekeeper-metrics.txt"
 stop gatekeeper
 
@@ -390,11 +216,12 @@ WATCH=tollgate wait_for "tollgate /readyz" curl -sf "http://127.0.0.1:$TG_PROBE/
 sleep 1
 since=$(utc_now)
 DISAGREED=0
+PARTIAL=0
 settled_pass "$since" "$W/status/tollgate" tollgate || fatal "tollgate's audit did not settle"
-if [ "$DISAGREED" = 0 ]; then
-  pass "tollgate's first two passes agree"
+if [ "$DISAGREED$PARTIAL" = 00 ]; then
+  pass "tollgate's first two passes are whole and agree"
 else
-  fail "tollgate's first two passes agree (its results changed between passes on an unchanging cluster)"
+  fail "tollgate's first two passes are whole and agree (see the notes above)"
 fi
 curl -s "http://127.0.0.1:$TG_PROBE/metrics" | grep '^gatekeeper_violations' >"$W/status/tollgate-metrics.txt"
 stop tollgate
