@@ -80,12 +80,7 @@ async fn list_all(client: &kube::Client, resource: &ApiResource) -> anyhow::Resu
     Ok(list
         .items
         .into_iter()
-        .filter_map(|o| serde_json::to_value(o).ok())
-        .map(|mut o| {
-            o["apiVersion"] = json!(resource.api_version);
-            o["kind"] = json!(resource.kind);
-            o
-        })
+        .filter_map(|o| watch::to_value(o, resource))
         .collect())
 }
 

@@ -440,12 +440,7 @@ pub async fn collect(
             let chunk: Vec<Value> = list
                 .items
                 .into_iter()
-                .filter_map(|o| serde_json::to_value(o).ok())
-                .map(|mut o| {
-                    o["apiVersion"] = json!(resource.api_version);
-                    o["kind"] = json!(resource.kind);
-                    o
-                })
+                .filter_map(|o| watched::to_value(o, &resource))
                 .filter(|o| {
                     !excluded
                         .iter()

@@ -35,3 +35,15 @@ pub async fn client() -> anyhow::Result<kube::Client> {
         .context("--cluster: no Kubernetes client configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)")?;
     kube::Client::try_from(config).context("--cluster: cannot build the Kubernetes client")
 }
+
+/// The strings of `object[key]` when it is a list (others left out): Gatekeeper's list fields.
+pub fn strings(object: &serde_json::Value, key: &str) -> Vec<String> {
+    object
+        .get(key)
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .map(str::to_string)
+        .collect()
+}

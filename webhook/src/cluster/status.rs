@@ -59,16 +59,7 @@ pub fn missing_sync_data(template: &Value, synced: &BTreeSet<Gvk>) -> Option<Str
         Ok(sets) => sets,
         Err(e) => return Some(format!("{SYNC_ANNOTATION} cannot be read: {e}")),
     };
-    let strings = |clause: &Value, key: &str| -> Vec<String> {
-        clause
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    };
+    use super::strings;
     let mut missing = Vec::new();
     for set in sets {
         let mut wanted = Vec::new();

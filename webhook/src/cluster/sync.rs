@@ -78,18 +78,8 @@ impl SyncPlan {
                 .into_iter()
                 .flatten()
             {
-                let strings = |key: &str| -> Vec<String> {
-                    entry
-                        .get(key)
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                };
-                let namespaces = strings("excludedNamespaces");
-                for process in strings("processes") {
+                let namespaces = super::strings(entry, "excludedNamespaces");
+                for process in super::strings(entry, "processes") {
                     if process == "*" || process == "sync" {
                         plan.sync_excluded.extend(namespaces.iter().cloned());
                     }

@@ -101,7 +101,7 @@ pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
 
 /// The object as JSON, with `apiVersion` and `kind` filled in: items of a list come without
 /// them, and both policies and `data.inventory` key objects by them.
-fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
+pub fn to_value(object: DynamicObject, resource: &ApiResource) -> Option<Value> {
     let mut value = serde_json::to_value(object).ok()?;
     let map = value.as_object_mut()?;
     for (key, want) in [
