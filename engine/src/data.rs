@@ -173,7 +173,9 @@ impl std::fmt::Debug for DataSnapshot {
     }
 }
 
-fn is_namespace(object: &Value) -> bool {
+/// Whether an object is a Namespace (core group), which [`DataSnapshot::sync`] also records for
+/// matching.
+pub fn is_namespace(object: &Value) -> bool {
     let gvk = Gvk::of(object);
     gvk.kind == "Namespace" && gvk.group.is_empty()
 }

@@ -5,6 +5,7 @@
 //! can be reported with its own number and the line in the original file.
 
 use std::fmt;
+use std::io::BufRead;
 use std::path::Path;
 
 use serde_json::Value;
@@ -83,13 +84,36 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
     if let Some(docs) = parse_json_stream(file, text) {
         return Ok(docs);
     }
+    let mut splitter = Splitter::default();
     let mut out = Vec::new();
-    for (index, chunk) in split_documents(text).into_iter().enumerate() {
-        let document = index + 1;
-        if is_blank(chunk.text) {
-            continue;
+    for line in text.split_inclusive('\n') {
+        if let Some(doc) = splitter.push(line) {
+            out.extend(doc.parse(file)?);
         }
-        let value: Option<Value> = serde_saphyr::from_str_with_options(chunk.text, yaml_options())
+    }
+    out.extend(splitter.finish().parse(file)?);
+    Ok(out)
+}
+
+/// One document of a YAML stream, split off but not parsed: [`Self::parse`] gives what
+/// [`parse_stream`] gives for it, wherever (on whichever thread) it runs.
+#[derive(Debug, Clone)]
+pub struct RawDocument {
+    /// 1-based document number within the stream.
+    pub document: usize,
+    /// 1-based line where the document starts.
+    pub first_line: usize,
+    /// The document's text.
+    pub text: String,
+}
+
+impl RawDocument {
+    /// Parses the document; `None` for an empty one (blank, comments only, or `null`).
+    pub fn parse(&self, file: &str) -> Result<Option<Document>, DocumentError> {
+        if is_blank(&self.text) {
+            return Ok(None);
+        }
+        let value: Option<Value> = serde_saphyr::from_str_with_options(&self.text, yaml_options())
             .map_err(|err| {
                 let (line, column) = err
                     .location()
@@ -97,29 +121,180 @@ pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Document>, DocumentErr
                     .unwrap_or((1, 1));
                 DocumentError::Syntax {
                     file: file.to_string(),
-                    document,
-                    line: chunk.first_line + line.saturating_sub(1),
+                    document: self.document,
+                    line: self.first_line + line.saturating_sub(1),
                     column,
                     message: first_line_of(&err.to_string()),
                 }
             })?;
-        match value {
-            None | Some(Value::Null) => continue,
-            Some(value) => out.push(Document {
+        Ok(match value {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(Document {
                 origin: Origin {
                     file: file.to_string(),
-                    document,
-                    line: chunk.first_line,
+                    document: self.document,
+                    line: self.first_line,
                 },
                 // Only templates embed source worth pointing into; objects (an audit's worth in
                 // `eval`) keep no copy of their text.
                 text: crate::gatekeeper::ConstraintTemplate::is_template(&value)
-                    .then(|| chunk.text.into()),
+                    .then(|| self.text.as_str().into()),
                 value,
             }),
+        })
+    }
+}
+
+/// A part of a stream read by [`Stream`], not parsed yet.
+#[derive(Debug, Clone)]
+pub enum Unparsed {
+    /// One document of a YAML stream.
+    Yaml(RawDocument),
+    /// A whole stream that starts like JSON: it is parsed at once, since one value that is not
+    /// JSON makes the whole stream YAML ([`parse_stream`]'s rule).
+    Whole(String),
+}
+
+impl Unparsed {
+    /// The text, for a look before parsing.
+    pub fn text(&self) -> &str {
+        match self {
+            Unparsed::Yaml(raw) => &raw.text,
+            Unparsed::Whole(text) => text,
         }
     }
-    Ok(out)
+
+    /// Its documents, exactly as [`parse_stream`] reads them.
+    pub fn parse(&self, file: &str) -> Result<Vec<Document>, DocumentError> {
+        match self {
+            Unparsed::Yaml(raw) => Ok(raw.parse(file)?.into_iter().collect()),
+            Unparsed::Whole(text) => parse_stream(file, text),
+        }
+    }
+}
+
+/// A YAML stream read one document at a time, so that a large file is never held whole: the
+/// same documents, numbers and lines as [`parse_stream`] on its whole text. A stream that
+/// starts like JSON is read whole ([`Unparsed::Whole`]). Blank documents are skipped.
+pub struct Stream<R> {
+    file: String,
+    reader: R,
+    /// Lines read to tell YAML from JSON, handed out before more is read.
+    head: std::io::Cursor<Vec<u8>>,
+    state: StreamState,
+}
+
+enum StreamState {
+    Start,
+    Yaml(Splitter),
+    Done,
+}
+
+/// Reads `reader` (named `file` in documents and errors) as [`Stream`].
+pub fn stream<R: BufRead>(file: &str, reader: R) -> Stream<R> {
+    Stream {
+        file: file.to_string(),
+        reader,
+        head: std::io::Cursor::default(),
+        state: StreamState::Start,
+    }
+}
+
+impl<R: BufRead> Stream<R> {
+    /// The name documents and errors carry.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    fn read_error(&self, error: std::io::Error) -> DocumentError {
+        DocumentError::Read {
+            file: self.file.clone(),
+            error,
+        }
+    }
+
+    /// Reads up to the first line with something other than white space, to tell JSON (read
+    /// whole) from YAML (split as it is read).
+    fn start(&mut self) -> Result<Option<Unparsed>, DocumentError> {
+        let mut head = String::new();
+        loop {
+            let n = self
+                .reader
+                .read_line(&mut head)
+                .map_err(|e| self.read_error(e))?;
+            let text = head.strip_prefix('\u{feff}').unwrap_or(&head);
+            if n == 0 || !text.trim_start().is_empty() {
+                break;
+            }
+        }
+        let text = head.strip_prefix('\u{feff}').unwrap_or(&head);
+        if text.trim_start().starts_with(['{', '[']) {
+            self.reader
+                .read_to_string(&mut head)
+                .map_err(|e| self.read_error(e))?;
+            self.state = StreamState::Done;
+            return Ok(Some(Unparsed::Whole(head)));
+        }
+        let text = text.to_string();
+        self.head = std::io::Cursor::new(text.into_bytes());
+        self.state = StreamState::Yaml(Splitter::default());
+        Ok(None)
+    }
+
+    fn read_line(&mut self, line: &mut String) -> std::io::Result<usize> {
+        // The head holds whole lines only, so no line spans it and the reader.
+        match self.head.read_line(line)? {
+            0 => self.reader.read_line(line),
+            n => Ok(n),
+        }
+    }
+
+    fn next_yaml(&mut self) -> Result<Option<RawDocument>, DocumentError> {
+        let mut line = String::new();
+        while matches!(self.state, StreamState::Yaml(_)) {
+            line.clear();
+            let n = self.read_line(&mut line).map_err(|e| self.read_error(e))?;
+            let StreamState::Yaml(splitter) = &mut self.state else {
+                break;
+            };
+            let doc = if n == 0 {
+                let last = std::mem::take(splitter).finish();
+                self.state = StreamState::Done;
+                last
+            } else {
+                match splitter.push(&line) {
+                    Some(doc) => doc,
+                    None => continue,
+                }
+            };
+            if !is_blank(&doc.text) {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl<R: BufRead> Iterator for Stream<R> {
+    type Item = Result<Unparsed, DocumentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let result = (|| {
+            if matches!(self.state, StreamState::Start)
+                && let Some(whole) = self.start()?
+            {
+                return Ok(Some(whole));
+            }
+            Ok(self.next_yaml()?.map(Unparsed::Yaml))
+        })();
+        match result {
+            Ok(item) => item.map(Ok),
+            Err(e) => {
+                self.state = StreamState::Done;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// YAML as Kubernetes tools read it for objects: `true`/`false` are booleans, while `y`, `n`,
@@ -155,44 +330,68 @@ fn parse_json_stream(file: &str, text: &str) -> Option<Vec<Document>> {
     Some(out)
 }
 
-struct Chunk<'a> {
-    text: &'a str,
+/// Splits a YAML stream into documents, line by line, on document markers (`---` at column 0).
+/// A marker line may carry content after it (`--- {a: 1}`), which stays with the following
+/// document. Every document is numbered, blank ones included.
+#[derive(Debug)]
+struct Splitter {
+    text: String,
+    /// 1-based line where `text` starts.
     first_line: usize,
+    /// Lines pushed so far.
+    lines: usize,
+    /// Documents finished so far.
+    done: usize,
 }
 
-/// Splits on document markers (`---` at column 0). A marker line may carry content after it
-/// (`--- {a: 1}`), which stays with the following document.
-fn split_documents(text: &str) -> Vec<Chunk<'_>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut start_line = 1;
-    let mut offset = 0;
-    for (line_no, line) in (1..).zip(text.split_inclusive('\n')) {
+impl Default for Splitter {
+    fn default() -> Self {
+        Splitter {
+            text: String::new(),
+            first_line: 1,
+            lines: 0,
+            done: 0,
+        }
+    }
+}
+
+impl Splitter {
+    /// Takes the next line (with its line break, if any); returns the document a marker on it
+    /// ends.
+    fn push(&mut self, line: &str) -> Option<RawDocument> {
+        self.lines += 1;
         let body = line.trim_end_matches(['\n', '\r']);
         let is_marker =
             body == "---" || (body.starts_with("---") && body[3..].starts_with([' ', '\t']));
         let is_end = body == "...";
-        if is_marker || is_end {
-            chunks.push(Chunk {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
-            if is_marker {
-                // Keep anything after the marker as part of the next document, on its line.
-                start = offset + 3;
-                start_line = line_no;
-            } else {
-                start = offset + line.len();
-                start_line = line_no + 1;
-            }
+        if !is_marker && !is_end {
+            self.text.push_str(line);
+            return None;
         }
-        offset += line.len();
+        let done = self.take();
+        if is_marker {
+            // Keep anything after the marker as part of the next document, on its line.
+            self.text.push_str(&line[3..]);
+            self.first_line = self.lines;
+        } else {
+            self.first_line = self.lines + 1;
+        }
+        Some(done)
     }
-    chunks.push(Chunk {
-        text: &text[start..],
-        first_line: start_line,
-    });
-    chunks
+
+    /// The last document, after the last line.
+    fn finish(mut self) -> RawDocument {
+        self.take()
+    }
+
+    fn take(&mut self) -> RawDocument {
+        self.done += 1;
+        RawDocument {
+            document: self.done,
+            first_line: self.first_line,
+            text: std::mem::take(&mut self.text),
+        }
+    }
 }
 
 fn is_blank(text: &str) -> bool {
@@ -257,6 +456,66 @@ mod tests {
         assert_eq!(docs[0].value["b"], "yes");
         assert_eq!(docs[0].value["c"], true);
         assert_eq!(docs[0].value["d"], "on");
+    }
+
+    /// What a stream read document by document gives, in `parse_stream`'s terms.
+    fn streamed(text: &str) -> Result<Vec<Document>, DocumentError> {
+        let mut out = Vec::new();
+        // A tiny buffer, so that lines are read in several pieces.
+        let reader = std::io::BufReader::with_capacity(3, text.as_bytes());
+        for unparsed in stream("f.yaml", reader) {
+            out.extend(unparsed?.parse("f.yaml")?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_stream_read_document_by_document_gives_what_the_whole_text_gives() {
+        let texts = [
+            "",
+            "\n  \n",
+            "a: 1\n",
+            "---\na: 1\n---\nb: 2\n",
+            "\u{feff}---\r\na: 1\r\n---\r\nb: 2",
+            "\u{feff}\u{feff}a: 1\n",
+            "a: 1\n---\n# only a comment\n---\nb: 2\nc: [1, 2]\n",
+            "--- {a: 1}\n--- [2]\n...\n# end\n...\nc: 3\n---\t|\n  text\n",
+            "---\nnull\n---\n~\n---\napiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\n",
+            "\n\n  {\"a\": 1}\n{\"b\": [2]}",
+            "[1, 2]\n---\nb: 2\n",
+            "{a: 1}\n",
+            "a: 1\n---\nb: [1, 2\n",
+            "a: 1\na: 2\n",
+            "----\n--- x\n---x\n",
+        ];
+        let view = |docs: Result<Vec<Document>, DocumentError>| match docs {
+            Ok(docs) => Ok(docs
+                .into_iter()
+                .map(|d| (d.origin, d.value, d.text.map(|t| t.to_string())))
+                .collect::<Vec<_>>()),
+            Err(e) => Err(e.to_string()),
+        };
+        for text in texts {
+            assert_eq!(
+                view(streamed(text)),
+                view(parse_stream("f.yaml", text)),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_yaml_stream_is_handed_out_one_document_at_a_time() {
+        let parts: Vec<Unparsed> = stream("f.yaml", "a: 1\n---\n\n---\nb: 2\n".as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parts.len(), 2);
+        // The rest of the marker line (its line break) starts the document, on the marker's line.
+        assert_eq!(parts[1].text(), "\nb: 2\n");
+        let Unparsed::Yaml(raw) = &parts[1] else {
+            panic!("YAML expected");
+        };
+        assert_eq!((raw.document, raw.first_line), (3, 4));
     }
 
     #[test]

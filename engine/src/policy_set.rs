@@ -144,6 +144,15 @@ impl PolicySet {
         self.templates.get(kind)
     }
 
+    /// Whether some constraint's template reads `data.inventory`: only then does a review need
+    /// every synced object (`eval` streams its inputs otherwise).
+    pub fn reads_inventory(&self) -> bool {
+        self.constraints.iter().any(|c| {
+            self.template(&c.constraint.kind)
+                .is_some_and(|t| t.uses_inventory())
+        })
+    }
+
     /// All templates, by kind.
     pub fn templates(&self) -> impl Iterator<Item = &Arc<CompiledTemplate>> {
         self.templates.values()

@@ -1,26 +1,30 @@
 //! What `eval` reads: the files `-f` names, expanded as kubectl expands them, and the subjects
 //! to review among their documents, each checked to be a Kubernetes object or an
-//! AdmissionReview before anything is evaluated.
+//! AdmissionReview before it is evaluated. Inputs can be read more than once (standard input is
+//! kept), whole or one document at a time.
 //!
 //! Owns listing, reading and checking. Where an object without a namespace is placed is
 //! [`super::scope`]'s; reviewing is `tollgate_engine::evaluate::review`'s alone.
 
-use std::io::Read as _;
+use std::io::{BufRead, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use tollgate_engine::Review;
 use tollgate_engine::document::{self, Document, DocumentError, Origin};
 use tollgate_engine::gatekeeper::{fields_type_name as type_name, object_name, object_namespace};
 use tollgate_engine::review::is_admission_review;
+use tollgate_engine::{Review, Source};
 
 use super::scope::Placement;
 
 /// One place `-f` reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// Standard input (`-f -`).
-    Stdin,
+    /// Standard input (`-f -`); read once, so a repeated `-` reads nothing.
+    Stdin {
+        /// Not the first `-`.
+        repeated: bool,
+    },
     /// A file.
     File(PathBuf),
 }
@@ -90,7 +94,11 @@ pub fn list(args: &[String], recursive: bool) -> Result<Listing, DocumentError> 
     let mut listing = Listing::default();
     for arg in args {
         if arg == "-" {
-            listing.inputs.push(Input::Stdin);
+            let repeated = listing
+                .inputs
+                .iter()
+                .any(|i| matches!(i, Input::Stdin { .. }));
+            listing.inputs.push(Input::Stdin { repeated });
             continue;
         }
         let path = Path::new(arg);
@@ -136,28 +144,86 @@ fn walk(dir: &Path, recursive: bool, listing: &mut Listing) -> Result<(), Docume
     Ok(())
 }
 
-/// Reads and parses one input.
-pub fn read(input: &Input) -> Result<Vec<Document>, DocumentError> {
-    match input {
-        Input::Stdin => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|error| DocumentError::Read {
-                    file: "-".into(),
-                    error,
-                })?;
-            document::parse_stream("-", &text)
+/// Standard input, read at most once and kept.
+#[derive(Debug, Default)]
+pub struct Stdin {
+    /// The text, or the read error (kind and message; `std::io::Error` is not `Clone`).
+    text: Option<Result<String, (std::io::ErrorKind, String)>>,
+}
+
+impl Stdin {
+    /// Reads standard input when one of `inputs` is `-`.
+    pub fn load(inputs: &[Input]) -> Stdin {
+        if !inputs.iter().any(|i| matches!(i, Input::Stdin { .. })) {
+            return Stdin::default();
         }
+        let mut text = String::new();
+        let read = std::io::stdin()
+            .read_to_string(&mut text)
+            .map(|_| text)
+            .map_err(|e| (e.kind(), e.to_string()));
+        Stdin { text: Some(read) }
+    }
+
+    /// The text of one `-`: the first reads it all, a repeated one nothing.
+    fn text(&self, repeated: bool) -> Result<&str, DocumentError> {
+        match &self.text {
+            _ if repeated => Ok(""),
+            Some(Ok(text)) => Ok(text),
+            Some(Err((kind, message))) => Err(DocumentError::Read {
+                file: "-".into(),
+                error: std::io::Error::new(*kind, message.clone()),
+            }),
+            None => Ok(""),
+        }
+    }
+}
+
+/// Reads and parses one input.
+pub fn read(input: &Input, stdin: &Stdin) -> Result<Vec<Document>, DocumentError> {
+    match input {
+        Input::Stdin { repeated } => document::parse_stream("-", stdin.text(*repeated)?),
         Input::File(path) => document::read_file(path),
     }
 }
 
-/// One thing to review.
+/// A reader of an input, for [`document::stream`].
+pub type Reader<'a> = Box<dyn BufRead + Send + 'a>;
+
+/// Opens one input to be read a document at a time.
+pub fn stream<'a>(
+    input: &Input,
+    stdin: &'a Stdin,
+) -> Result<document::Stream<Reader<'a>>, DocumentError> {
+    match input {
+        Input::Stdin { repeated } => {
+            let text = stdin.text(*repeated)?;
+            Ok(document::stream("-", Box::new(text.as_bytes())))
+        }
+        Input::File(path) => {
+            let file = path.display().to_string();
+            let reader = std::fs::File::open(path).map_err(|error| DocumentError::Read {
+                file: file.clone(),
+                error,
+            })?;
+            Ok(document::stream(
+                &file,
+                Box::new(std::io::BufReader::new(reader)),
+            ))
+        }
+    }
+}
+
+/// One thing to review, with its review built.
 #[derive(Debug)]
 pub enum Subject {
     /// An object, reviewed as `gator test` reviews it, and synced into the inventory.
-    Object(Document),
+    Object {
+        /// Where the object is.
+        origin: Origin,
+        /// The review of the object (`Review::of_object`), which holds it.
+        review: Review,
+    },
     /// The request of an AdmissionReview, reviewed as the webhook reviews it.
     Request {
         /// Where the AdmissionReview is.
@@ -183,33 +249,42 @@ impl Subject {
         }
         let mut doc = doc;
         placement.place(&mut doc)?;
-        Ok(Subject::Object(doc))
+        Ok(Subject::Object {
+            origin: doc.origin,
+            review: Review::of_object(doc.value, Source::Original),
+        })
     }
 
     /// Where it was read.
     pub fn origin(&self) -> &Origin {
         match self {
-            Subject::Object(doc) => &doc.origin,
-            Subject::Request { origin, .. } => origin,
+            Subject::Object { origin, .. } | Subject::Request { origin, .. } => origin,
         }
     }
 
-    /// The object a report names: the request's `object`, or its `oldObject` for a DELETE.
-    pub fn object(&self) -> &Value {
+    /// What the engine reviews.
+    pub fn review(&self) -> &Review {
         match self {
-            Subject::Object(doc) => &doc.value,
-            // `Review::of_request` refuses a request with neither.
-            Subject::Request { review, .. } => review
-                .object()
-                .or(review.old_object())
-                .unwrap_or(&Value::Null),
+            Subject::Object { review, .. } | Subject::Request { review, .. } => review,
         }
+    }
+
+    /// The object a report names: the object itself, or the request's `object`, or its
+    /// `oldObject` for a DELETE.
+    pub fn object(&self) -> &Value {
+        // `Review::of_object` holds a checked object; `Review::of_request` refuses a request
+        // with neither.
+        let review = self.review();
+        review
+            .object()
+            .or(review.old_object())
+            .unwrap_or(&Value::Null)
     }
 
     /// The namespace a report names.
     pub fn namespace(&self) -> &str {
         match self {
-            Subject::Object(doc) => object_namespace(&doc.value),
+            Subject::Object { .. } => object_namespace(self.object()),
             Subject::Request { review, .. } => review.namespace_name(),
         }
     }
@@ -217,7 +292,7 @@ impl Subject {
     /// The name a report names: the object's, else the request's.
     pub fn name(&self) -> &str {
         match self {
-            Subject::Object(doc) => object_name(&doc.value),
+            Subject::Object { .. } => object_name(self.object()),
             Subject::Request { review, .. } => match object_name(self.object()) {
                 "" => review
                     .request
@@ -232,7 +307,7 @@ impl Subject {
     /// The request's operation; `None` for an object.
     pub fn operation(&self) -> Option<&str> {
         match self {
-            Subject::Object(_) => None,
+            Subject::Object { .. } => None,
             Subject::Request { review, .. } => Some(
                 review
                     .request

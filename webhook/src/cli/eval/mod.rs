@@ -1,23 +1,32 @@
 //! `tollgate eval -f FILE`: reviews every object in the inputs, like `gator test`, and every
 //! AdmissionReview's request, like the webhook.
+//!
+//! Two ways through, with the same output: [`streamed`] reads the inputs one document at a
+//! time when no constraint's template reads `data.inventory` (memory bounded by the output, not
+//! the inputs); [`loaded`] holds every object first, as `gator test` does, when one does, and
+//! whenever the streamed way meets anything it cannot settle. Both review on one worker per
+//! core ([`ordered`]) and report in input order ([`report`]).
 
 mod inputs;
+mod loaded;
+mod ordered;
+mod report;
 mod scope;
+mod streamed;
+mod world;
 
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use serde_json::{Value, json};
-use tollgate_engine::gatekeeper::Gvk;
+use serde_json::json;
+use tollgate_engine::document::DocumentError;
 use tollgate_engine::policy_set::BuildOptions;
-use tollgate_engine::{
-    Context, DataSnapshot, Decision, PolicySet, Review, Source, Sources, enforcement_point,
-};
+use tollgate_engine::{Context, DataSnapshot, PolicyErrors, PolicySet, Sources, enforcement_point};
 
 use super::EvaluatorFlag;
 use crate::pack;
-use inputs::Subject;
-use scope::{DEFAULT_NAMESPACE, Placement};
+use scope::DEFAULT_NAMESPACE;
 
 /// Output formats of `eval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,14 +65,69 @@ pub struct EvalArgs {
     /// Which evaluator runs the templates.
     #[arg(long, value_enum, default_value_t = EvaluatorFlag::Rvm)]
     evaluator: EvaluatorFlag,
+    /// Review on N threads (default: one per core this process may use). The output is the
+    /// same for any N.
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<NonZeroUsize>,
 }
 
-/// How many subjects were reviewed, and how they fared.
-#[derive(Debug, Default)]
-struct Tally {
-    objects: usize,
-    denied: usize,
-    warned: usize,
+/// How `eval` was asked to review, for either way through.
+#[derive(Debug)]
+struct Settings {
+    namespace: Option<String>,
+    policies: Vec<PathBuf>,
+    no_expand: bool,
+    format: EvalFormat,
+    evaluator: EvaluatorFlag,
+    jobs: NonZeroUsize,
+}
+
+impl Settings {
+    /// The policies given with `--policies`, else the embedded pack.
+    fn policy_sources(&self) -> Result<Sources, DocumentError> {
+        if self.policies.is_empty() {
+            pack::sources()
+        } else {
+            Sources::from_paths(&self.policies)
+        }
+    }
+
+    /// Builds `base` with the policies found among the inputs after it; also the warnings.
+    fn build(
+        &self,
+        mut base: Sources,
+        inputs: &Sources,
+    ) -> Result<(PolicySet, Vec<String>), PolicyErrors> {
+        base.templates.extend(inputs.templates.iter().cloned());
+        base.constraints.extend(inputs.constraints.iter().cloned());
+        base.expansions.extend(inputs.expansions.iter().cloned());
+        let options = BuildOptions {
+            evaluator: self.evaluator.into(),
+            builtin_expansions: !self.no_expand,
+            ..BuildOptions::default()
+        };
+        PolicySet::build_warning(&base, options)
+    }
+
+    /// How every subject is reviewed: as gator does, with `data`.
+    fn context<'a>(&self, data: &'a DataSnapshot) -> Context<'a> {
+        Context {
+            enforcement_point: enforcement_point::GATOR,
+            data: Some(data),
+            expand: !self.no_expand,
+            builtin_expansions: true,
+            observe: None,
+        }
+    }
+}
+
+/// gator knows the `default` Namespace without being given it (an object with no labels), and
+/// objects without a namespace land there.
+fn add_default_namespace(data: &mut DataSnapshot) {
+    if data.namespace(DEFAULT_NAMESPACE).is_none() {
+        data.set_namespace(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": DEFAULT_NAMESPACE}}));
+    }
 }
 
 /// Exit 0 when nothing denies, 1 when something denies, 2 on bad inputs or policies. The last
@@ -78,155 +142,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         no_expand,
         format,
         evaluator,
+        jobs,
     } = args;
     let listing = inputs::list(&files, recursive)?;
-    let mut inputs = Sources::default();
-    for input in &listing.inputs {
-        inputs.add(inputs::read(input)?);
-    }
-    let placement = Placement::new(namespace, &inputs.objects);
-    let subjects = std::mem::take(&mut inputs.objects)
-        .into_iter()
-        .map(|doc| Subject::of(doc, &placement))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut sources = if policies.is_empty() {
-        pack::sources()?
-    } else {
-        Sources::from_paths(&policies)?
+    let stdin = inputs::Stdin::load(&listing.inputs);
+    let settings = Settings {
+        namespace,
+        policies,
+        no_expand,
+        format,
+        evaluator,
+        jobs: ordered::jobs(jobs),
     };
-    sources.templates.extend(inputs.templates.iter().cloned());
-    sources
-        .constraints
-        .extend(inputs.constraints.iter().cloned());
-    sources.expansions.extend(inputs.expansions.iter().cloned());
-    let options = BuildOptions {
-        evaluator: evaluator.into(),
-        builtin_expansions: !no_expand,
-        ..BuildOptions::default()
+    let report = match streamed::run(&settings, &listing.inputs, &stdin) {
+        Some(report) => report,
+        None => loaded::run(&settings, &listing.inputs, &stdin)?,
     };
-    let (set, warnings) = PolicySet::build_warning(&sources, options)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
-    // Every input object is synced, as `gator test` does; `data.inventory` is only built if a
-    // template reads it. An AdmissionReview is a request, not cluster state: not synced.
-    let mut data = DataSnapshot::default();
-    for subject in &subjects {
-        if let Subject::Object(doc) = subject {
-            data.sync(doc.value.clone())
-                .with_context(|| doc.origin.to_string())?;
-        }
-    }
-    // gator knows the `default` Namespace without being given it (an object with no labels),
-    // and objects without a namespace land there.
-    if data.namespace(DEFAULT_NAMESPACE).is_none() {
-        data.set_namespace(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": DEFAULT_NAMESPACE}}));
-    }
-    let ctx = Context {
-        enforcement_point: enforcement_point::GATOR,
-        data: Some(&data),
-        expand: !no_expand,
-        builtin_expansions: true,
-        observe: None,
-    };
-    let mut tally = Tally::default();
-    let mut report = Vec::new();
-    let mut human = String::new();
-    for subject in &subjects {
-        let of_object;
-        let review = match subject {
-            Subject::Object(doc) => {
-                of_object = Review::of_object(doc.value.clone(), Source::Original);
-                &of_object
-            }
-            Subject::Request { review, .. } => review,
-        };
-        let outcome = tollgate_engine::evaluate::review(&set, review, &ctx)
-            .with_context(|| format!("{}: reviewing {}", subject.origin(), describe(subject)))?;
-        for line in &outcome.prints {
-            eprintln!("{line}");
-        }
-        let decision = Decision::from_violations(outcome.violations);
-        tally.objects += 1;
-        tally.denied += usize::from(!decision.allowed);
-        tally.warned += usize::from(!decision.warnings.is_empty());
-        for v in &decision.violations {
-            let actions: Vec<&str> = v.actions.iter().map(|a| a.as_str()).collect();
-            human.push_str(&format!(
-                "{}: [{:?}] ({}) Message: {:?}\n",
-                describe(subject),
-                v.constraint.constraint.name,
-                actions.join(","),
-                v.msg
-            ));
-            let gvk = Gvk::of(subject.object());
-            let mut object = json!({
-                "apiVersion": gvk.api_version(),
-                "kind": gvk.kind,
-                "namespace": subject.namespace(),
-                "name": subject.name(),
-                "file": subject.origin().file,
-                "document": subject.origin().document,
-            });
-            if let (Some(operation), Value::Object(o)) = (subject.operation(), &mut object) {
-                o.insert("operation".into(), json!(operation));
-            }
-            report.push(json!({
-                "object": object,
-                "constraint": {"kind": v.constraint.constraint.kind, "name": v.constraint.constraint.name},
-                "enforcementActions": actions,
-                "message": v.msg,
-                "details": v.details,
-                "impliedBy": v.implied_by,
-            }));
-        }
-    }
-    let denied = tally.denied > 0;
-    match format {
-        EvalFormat::Human => print!("{human}"),
-        EvalFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "allowed": !denied,
-                "results": report,
-                "summary": {"objects": tally.objects, "denied": tally.denied, "warned": tally.warned},
-            }))?
-        ),
-    }
-    eprintln!(
-        "{} {}, {} denied, {} warned",
-        tally.objects,
-        if tally.objects == 1 {
-            "object"
-        } else {
-            "objects"
-        },
-        tally.denied,
-        tally.warned
-    );
-    if tally.objects == 0
-        && let Some(dir) = listing.unread_directories.first()
-    {
-        eprintln!(
-            "note: subdirectories such as {} are read only with -R",
-            dir.display()
-        );
-    }
-    Ok(if denied {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// `apiVersion/Kind namespace/name`, as gator test prints objects.
-fn describe(subject: &Subject) -> String {
-    let gvk = Gvk::of(subject.object());
-    let (ns, name) = (subject.namespace(), subject.name());
-    if ns.is_empty() {
-        format!("{}/{} {name}", gvk.api_version(), gvk.kind)
-    } else {
-        format!("{}/{} {ns}/{name}", gvk.api_version(), gvk.kind)
-    }
+    let unread = listing.unread_directories.first().map(PathBuf::as_path);
+    Ok(report.print(format, unread))
 }

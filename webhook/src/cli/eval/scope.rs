@@ -71,6 +71,12 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("syncset.gatekeeper.sh", "*"),
 ];
 
+/// Whether an object is a CustomResourceDefinition, whose scope [`Placement`] follows.
+pub fn is_definition(object: &Value) -> bool {
+    let gvk = Gvk::of(object);
+    gvk.group == "apiextensions.k8s.io" && gvk.kind == "CustomResourceDefinition"
+}
+
 /// Where objects without a namespace go.
 #[derive(Debug)]
 pub struct Placement {
@@ -87,8 +93,7 @@ impl Placement {
         let custom = objects
             .iter()
             .filter_map(|doc| {
-                let gvk = Gvk::of(&doc.value);
-                if gvk.group != "apiextensions.k8s.io" || gvk.kind != "CustomResourceDefinition" {
+                if !is_definition(&doc.value) {
                     return None;
                 }
                 let spec = doc.value.get("spec")?;
