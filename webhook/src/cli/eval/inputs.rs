@@ -214,16 +214,11 @@ pub fn stream<'a>(
     }
 }
 
-/// One thing to review, with its review built.
+/// One thing to review.
 #[derive(Debug)]
 pub enum Subject {
     /// An object, reviewed as `gator test` reviews it, and synced into the inventory.
-    Object {
-        /// Where the object is.
-        origin: Origin,
-        /// The review of the object (`Review::of_object`), which holds it.
-        review: Review,
-    },
+    Object(Document),
     /// The request of an AdmissionReview, reviewed as the webhook reviews it.
     Request {
         /// Where the AdmissionReview is.
@@ -249,42 +244,33 @@ impl Subject {
         }
         let mut doc = doc;
         placement.place(&mut doc)?;
-        Ok(Subject::Object {
-            origin: doc.origin,
-            review: Review::of_object(doc.value, Source::Original),
-        })
+        Ok(Subject::Object(doc))
     }
 
     /// Where it was read.
     pub fn origin(&self) -> &Origin {
         match self {
-            Subject::Object { origin, .. } | Subject::Request { origin, .. } => origin,
+            Subject::Object(doc) => &doc.origin,
+            Subject::Request { origin, .. } => origin,
         }
     }
 
-    /// What the engine reviews.
-    pub fn review(&self) -> &Review {
-        match self {
-            Subject::Object { review, .. } | Subject::Request { review, .. } => review,
-        }
-    }
-
-    /// The object a report names: the object itself, or the request's `object`, or its
-    /// `oldObject` for a DELETE.
+    /// The object a report names: the request's `object`, or its `oldObject` for a DELETE.
     pub fn object(&self) -> &Value {
-        // `Review::of_object` holds a checked object; `Review::of_request` refuses a request
-        // with neither.
-        let review = self.review();
-        review
-            .object()
-            .or(review.old_object())
-            .unwrap_or(&Value::Null)
+        match self {
+            Subject::Object(doc) => &doc.value,
+            // `Review::of_request` refuses a request with neither.
+            Subject::Request { review, .. } => review
+                .object()
+                .or(review.old_object())
+                .unwrap_or(&Value::Null),
+        }
     }
 
     /// The namespace a report names.
     pub fn namespace(&self) -> &str {
         match self {
-            Subject::Object { .. } => object_namespace(self.object()),
+            Subject::Object(doc) => object_namespace(&doc.value),
             Subject::Request { review, .. } => review.namespace_name(),
         }
     }
@@ -292,7 +278,7 @@ impl Subject {
     /// The name a report names: the object's, else the request's.
     pub fn name(&self) -> &str {
         match self {
-            Subject::Object { .. } => object_name(self.object()),
+            Subject::Object(doc) => object_name(&doc.value),
             Subject::Request { review, .. } => match object_name(self.object()) {
                 "" => review
                     .request
@@ -304,10 +290,19 @@ impl Subject {
         }
     }
 
+    /// What the engine reviews: the object's review (`Review::of_object` takes the object,
+    /// uncopied), or the request.
+    pub fn into_review(self) -> Review {
+        match self {
+            Subject::Object(doc) => Review::of_object(doc.value, Source::Original),
+            Subject::Request { review, .. } => review,
+        }
+    }
+
     /// The request's operation; `None` for an object.
     pub fn operation(&self) -> Option<&str> {
         match self {
-            Subject::Object { .. } => None,
+            Subject::Object(_) => None,
             Subject::Request { review, .. } => Some(
                 review
                     .request

@@ -34,17 +34,18 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> anyhow::Resu
     // template reads it. An AdmissionReview is a request, not cluster state: not synced.
     let mut data = DataSnapshot::default();
     for subject in &subjects {
-        if let Subject::Object { origin, .. } = subject {
-            data.sync(subject.object().clone())
-                .with_context(|| origin.to_string())?;
+        if let Subject::Object(doc) = subject {
+            data.sync(doc.value.clone())
+                .with_context(|| doc.origin.to_string())?;
         }
     }
     super::add_default_namespace(&mut data);
     let ctx = settings.context(&data);
     let mut report = Report::default();
     let mut failure = None;
+    // Taken one by one: each object moves into its review, and is freed after it.
     ordered::for_each(
-        subjects.iter(),
+        subjects.into_iter(),
         settings.jobs,
         |subject| report::review(&set, &ctx, subject, settings.format),
         |reviewed| match reviewed {

@@ -31,8 +31,9 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Repor
     let placement = Placement::new(settings.namespace.clone(), &world.definitions);
     let mut data = DataSnapshot::default();
     for doc in world.namespaces {
-        let subject = Subject::of(doc, &placement).ok()?;
-        data.sync(subject.object().clone()).ok()?;
+        if let Subject::Object(doc) = Subject::of(doc, &placement).ok()? {
+            data.sync(doc.value).ok()?;
+        }
     }
     super::add_default_namespace(&mut data);
     let ctx = settings.context(&data);
@@ -46,10 +47,10 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Repor
             .into_iter()
             .map(|doc| {
                 let subject = Subject::of(doc, &placement).ok()?;
-                if let Subject::Object { .. } = subject {
-                    InventoryKey::of(subject.object()).ok()?;
+                if let Subject::Object(doc) = &subject {
+                    InventoryKey::of(&doc.value).ok()?;
                 }
-                report::review(&set, &ctx, &subject, settings.format).ok()
+                report::review(&set, &ctx, subject, settings.format).ok()
             })
             .collect::<Option<Vec<Reviewed>>>()
     };
