@@ -10,16 +10,16 @@ use std::ops::ControlFlow;
 use anyhow::Context as _;
 use tollgate_engine::{DataSnapshot, Sources};
 
-use super::inputs::{self, Input, Stdin, Subject};
+use super::inputs::{self, Input, Subject};
 use super::report::{self, Report};
 use super::scope::Placement;
 use super::{Settings, ordered};
 
 /// Reads, checks and reviews everything; fails on the first bad input, policy or review.
-pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> anyhow::Result<Report> {
+pub fn run(settings: &Settings, inputs: &[Input]) -> anyhow::Result<Report> {
     let mut read = Sources::default();
     for input in inputs {
-        read.add(inputs::read(input, stdin)?);
+        read.add(inputs::read(input)?);
     }
     let placement = Placement::new(settings.namespace.clone(), &read.objects);
     let subjects = std::mem::take(&mut read.objects)
