@@ -13,11 +13,14 @@ the environment. In one run, on one machine and the same inputs, it measures:
    maximum throughput, then p50/p99/p99.9 at a fixed rate of half of OPA's maximum, for
    `tollgate serve` (every --evaluate-on mode) and `opa run --server` with a system.main wrapper;
 3. cold start (process start to ready) and peak RSS under load;
-4. bulk: `tollgate eval -f` on a file of BENCH_PODS Pods against `opa eval` over the same Pods.
+4. bulk: `tollgate eval -f` on a file of BENCH_PODS Pods against `opa eval` over the same Pods,
+   both on every usable core: wall time and peak RSS, and tollgate's again with a template that
+   reads `data.inventory` (every Pod then held before the first review, as `gator test` does).
 
 Each measurement is repeated BENCH_ROUNDS times, alternating the two sides, and the medians are
 reported: the machine may be shared and noisy. The table is printed and, unless BENCH_WRITE=0,
-replaces the generated section of BENCHMARKS.md. Standard library only.
+replaces the generated section of BENCHMARKS.md. BENCH_ONLY=bulk runs the bulk part alone and
+only prints it. Standard library only.
 """
 
 import atexit
@@ -65,7 +68,9 @@ LIBRARY_PODS = env_int("BENCH_LIBRARY_PODS", 500 if QUICK else 5000)
 COLD_STARTS = env_int("BENCH_COLD_STARTS", 2 if QUICK else 5)
 SERVER_CPU = env_int("BENCH_SERVER_CPU", 1)
 LOAD_CPU = env_int("BENCH_LOAD_CPU", 0)
-WRITE = os.environ.get("BENCH_WRITE", "0" if QUICK else "1") not in ("", "0")
+ONLY = os.environ.get("BENCH_ONLY", "")
+# A partial run must not replace the whole generated section.
+WRITE = os.environ.get("BENCH_WRITE", "0" if QUICK else "1") not in ("", "0") and not ONLY
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(ROOT, "BENCHMARKS.md"))
 
 # tollgate runs as the chart runs it: RUST_LIB_BACKTRACE=0, so that a RUST_BACKTRACE=1 in the
@@ -74,9 +79,9 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(ROOT, "BENCHMARKS.md"))
 os.environ["RUST_LIB_BACKTRACE"] = "0"
 
 TOLLGATE = os.environ["TOLLGATE_BIN"]
-DIVAN = os.environ["TOLLGATE_DECISION_BENCH"]
+DIVAN = os.environ.get("TOLLGATE_DECISION_BENCH", "")  # not needed with BENCH_ONLY=bulk
 OPA = os.environ["OPA_BIN"]
-OHA = os.environ["OHA_BIN"]
+OHA = os.environ.get("OHA_BIN", "")  # not needed with BENCH_ONLY=bulk
 
 TEMPLATES = {  # kind -> package (= directory under policies/ and constraints/)
     "K8sAllowedRegistries": "k8sallowedregistries",
@@ -90,6 +95,9 @@ LIBRARY = {"K8sContainerLimits": "k8scontainerlimits", "K8sAllowedRepos": "k8sal
 WORK = tempfile.mkdtemp(prefix="tollgate-bench-")
 LOAD_AT_START = " ".join(f"{x:.2f}" for x in os.getloadavg())
 USABLE_CPUS = len(os.sched_getaffinity(0))
+# The bulk runs use every core this script may use (main() pins itself to one, and children
+# inherit that unless told otherwise).
+ALL_CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
 
 
 def source_state():
@@ -157,6 +165,28 @@ def timed(cmd, stdout_path, ok=(0,)):
         with open(stdout_path + ".err") as f:
             fail(f"{' '.join(cmd)} exited {code}\n{f.read()[-4000:]}")
     return elapsed
+
+
+def timed_rss(cmd, stdout_path, ok=(0,)):
+    """(wall seconds, peak RSS in KiB) of one run, stdout to a file. The peak is the process's
+    VmHWM, read every few milliseconds until it exits (it only grows, so only growth in the last
+    few milliseconds could be missed). Not wait4's ru_maxrss: a child spawned from this script
+    carries this script's own peak (its memory before the exec) into that figure."""
+    with open(stdout_path, "w") as out, open(stdout_path + ".err", "w") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        hwm = 0
+        while p.poll() is None:
+            try:
+                hwm = max(hwm, status_kib(p.pid, "VmHWM"))
+            except OSError:
+                pass
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - t0
+    if p.returncode not in ok:
+        with open(stdout_path + ".err") as f:
+            fail(f"{' '.join(cmd)} exited {p.returncode}\n{f.read()[-4000:]}")
+    return elapsed, hwm
 
 
 def free_port():
@@ -653,6 +683,19 @@ def main():
         json.dump({"constraints": constraints, "library": library}, f)
     system_rego = os.path.join(ROOT, "bench", "opa", "system.rego")
     opa_pack = pack_rego + [system_rego, data_json]
+    if ONLY == "bulk":
+        rows, notes = bulk(opa_pack)
+        print()
+        print_table(rows)
+        print()
+        for n in notes:
+            print(f"- {n}")
+        log("BENCH_ONLY=bulk: BENCHMARKS.md left as it is")
+        return
+    if ONLY:
+        fail(f"BENCH_ONLY={ONLY}: only 'bulk' can run alone")
+    if not (DIVAN and OHA):
+        fail("TOLLGATE_DECISION_BENCH and OHA_BIN are needed (run through bench/run.sh)")
 
     def write_json(name, value):
         path = os.path.join(WORK, name)
@@ -799,26 +842,7 @@ def main():
     s.stop()
 
     # --- 4. bulk ---
-    pods = generated_pods(PODS)
-    pods_yaml, pods_json = write_pods(pods, os.path.join(WORK, "pods"))
-    bulk = {"tollgate": [], "opa": []}
-    for rnd in range(ROUNDS):
-        log(f"bulk, round {rnd + 1}/{ROUNDS}: tollgate eval and opa eval over {PODS} Pods")
-        out_t = os.path.join(WORK, "bulk-tollgate.json")
-        bulk["tollgate"].append(timed(pinned(SERVER_CPU, [TOLLGATE, "eval", "--format", "json", "-f", pods_yaml]),
-                                      out_t, ok=(0, 1)))
-        out_o = os.path.join(WORK, "bulk-opa.json")
-        bulk["opa"].append(timed(pinned(SERVER_CPU, [OPA, "eval", "--format", "json"] +
-                                        [a for f in opa_pack + [os.path.join(ROOT, "bench", "opa", "bulk.rego")]
-                                         for a in ("--data", f)] + ["--input", pods_json, "data.bulk.summary"]), out_o))
-        log(f"  tollgate {bulk['tollgate'][-1]:.2f}s, opa {bulk['opa'][-1]:.2f}s")
-    t_denied, t_warned = tollgate_denied(out_t)
-    o_summary = opa_result(out_o)
-    if t_denied != set(o_summary["denied"]):
-        fail(f"bulk: tollgate denies {len(t_denied)} Pods, OPA {len(o_summary['denied'])}; they differ in "
-             f"{sorted(t_denied ^ set(o_summary['denied']))[:10]}")
-    if t_warned != o_summary["warned"]:
-        log(f"note: Pods allowed with warnings: tollgate {t_warned}, OPA {o_summary['warned']}")
+    bulk_rows, bulk_notes = bulk(opa_pack)
 
     # --- table ---
     rows, notes = [], []
@@ -877,10 +901,8 @@ def main():
         rss_t = max(r["hwm_kib"] for r in maxrun[f"tollgate-{mode}"] + fixed[f"tollgate-{mode}"])
         rows.append([f"Peak RSS under load, MiB ({mode})", f"{mib(rss_t):.1f}", f"{mib(rss_o):.1f}", fmt_ratio(rss_t, rss_o),
                      f"≤ 32 MiB: {goal_at_most(mib(rss_t), 32, lambda v: f'{v:.1f} MiB')}"])
-    bt, bo = median(bulk["tollgate"]), median(bulk["opa"])
-    goal = f"≤ 1 s: {goal_at_most(bt, 1.0, fmt_time)}" if PODS == 20000 else "n/a (BENCH_PODS ≠ 20000)"
-    rows.append([f"Bulk: eval of {PODS} Pods, wall time", fmt_time(bt), fmt_time(bo), fmt_ratio(bt, bo), goal])
-    rows.append(["Bulk: Pods denied (must be equal)", str(len(t_denied)), str(len(o_summary["denied"])), "", ""])
+    rows += bulk_rows
+    notes += bulk_notes
     notes.append(f"* Bulk-derived: (wall time of an eval of {LIBRARY_PODS} Pods − that of 1 Pod) / {LIBRARY_PODS - 1}, "
                  "for both tools; it includes reading each Pod (YAML for tollgate, JSON for OPA) and building the "
                  "per-Pod input, so it is higher than a pure decision. The opa bench row is OPA's in-process time "
@@ -897,6 +919,63 @@ def main():
         log(f"wrote the generated section of {OUTPUT}")
     else:
         log("BENCH_WRITE=0 (or BENCH_QUICK=1): BENCHMARKS.md left as it is")
+
+
+def bulk(opa_pack):
+    """4. Bulk: `tollgate eval -f` of PODS Pods, `opa eval` over the same Pods, and `tollgate eval`
+    again with a template that reads `data.inventory` added to the inputs (tollgate then holds
+    every Pod before the first review). All on every usable core. Returns (rows, notes)."""
+    pods = generated_pods(PODS)
+    pods_yaml, pods_json = write_pods(pods, os.path.join(WORK, "pods"))
+    inventory_policy = os.path.join(ROOT, "bench", "inventory", "policy.yaml")
+    sides = ("tollgate", "opa", "tollgate-inventory")
+    runs = {side: [] for side in sides}
+    out = {side: os.path.join(WORK, f"bulk-{side}.json") for side in sides}
+    cmds = {
+        "tollgate": [TOLLGATE, "eval", "--format", "json", "-f", pods_yaml],
+        "opa": [OPA, "eval", "--format", "json"] +
+               [a for f in opa_pack + [os.path.join(ROOT, "bench", "opa", "bulk.rego")] for a in ("--data", f)] +
+               ["--input", pods_json, "data.bulk.summary"],
+        "tollgate-inventory": [TOLLGATE, "eval", "--format", "json", "-f", inventory_policy, "-f", pods_yaml],
+    }
+    for rnd in range(ROUNDS):
+        log(f"bulk, round {rnd + 1}/{ROUNDS}: tollgate eval and opa eval over {PODS} Pods on CPUs {ALL_CPUS}")
+        for side in sides:
+            ok = (0,) if side == "opa" else (0, 1)
+            runs[side].append(timed_rss(pinned(ALL_CPUS, cmds[side]), out[side], ok=ok))
+        log("  " + ", ".join(f"{side} {runs[side][-1][0]:.2f}s {runs[side][-1][1] / 1024:.0f} MiB" for side in sides))
+    t_denied, t_warned = tollgate_denied(out["tollgate"])
+    i_denied, _ = tollgate_denied(out["tollgate-inventory"])
+    o_summary = opa_result(out["opa"])
+    if t_denied != set(o_summary["denied"]):
+        fail(f"bulk: tollgate denies {len(t_denied)} Pods, OPA {len(o_summary['denied'])}; they differ in "
+             f"{sorted(t_denied ^ set(o_summary['denied']))[:10]}")
+    if i_denied != t_denied:
+        fail(f"bulk: with the inventory template tollgate denies {len(i_denied)} Pods, without it {len(t_denied)}")
+    if t_warned != o_summary["warned"]:
+        log(f"note: Pods allowed with warnings: tollgate {t_warned}, OPA {o_summary['warned']}")
+    wall = {side: median([r[0] for r in runs[side]]) for side in sides}
+    rss = {side: max(r[1] for r in runs[side]) / 1024 for side in sides}
+    at_size = PODS == 20000
+    rows = [
+        [f"Bulk: eval of {PODS} Pods, wall time", fmt_time(wall["tollgate"]), fmt_time(wall["opa"]),
+         fmt_ratio(wall["tollgate"], wall["opa"]),
+         f"≤ 1 s: {goal_at_most(wall['tollgate'], 1.0, fmt_time)}" if at_size else "n/a (BENCH_PODS ≠ 20000)"],
+        [f"Bulk: eval of {PODS} Pods, peak RSS, MiB", f"{rss['tollgate']:.1f}", f"{rss['opa']:.1f}",
+         fmt_ratio(rss["tollgate"], rss["opa"]),
+         f"≤ 64 MiB: {goal_at_most(rss['tollgate'], 64, lambda v: f'{v:.1f} MiB')}" if at_size else ""],
+        ["Bulk, a template reads data.inventory: wall time", fmt_time(wall["tollgate-inventory"]), "—", "—", ""],
+        ["Bulk, a template reads data.inventory: peak RSS, MiB", f"{rss['tollgate-inventory']:.1f}", "—", "—", ""],
+        ["Bulk: Pods denied (must be equal)", str(len(t_denied)), str(len(o_summary["denied"])), "", ""],
+    ]
+    notes = [
+        f"Bulk runs use every usable CPU ({ALL_CPUS}) for both tools: `tollgate eval` reviews on one worker per "
+        "core, and streams the file when no template reads `data.inventory`; `opa eval` reads the Pods as one "
+        "JSON input. Peak RSS is the process's VmHWM, the largest of the rounds. The inventory rows add "
+        "`bench/inventory/policy.yaml` (a template that reads `data.inventory`, denying nothing here) to "
+        "tollgate's inputs: every Pod is then read and synced before the first review, as `gator test` does.",
+    ]
+    return rows, notes
 
 
 def tollgate_denied(path):

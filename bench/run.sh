@@ -13,6 +13,8 @@
 #   BENCH_SERVER_CPU      core for the servers and in-process benchmarks (default 1)
 #   BENCH_LOAD_CPU        core for the load tool and the probing script (default 0)
 #   BENCH_QUICK=1         smoke test: 1 round, 2 s runs, 2,000 Pods; BENCHMARKS.md left alone
+#   BENCH_ONLY=bulk       only the bulk part (no servers, no load tool, no divan); printed, and
+#                         BENCHMARKS.md left alone
 #   BENCH_WRITE=0         do not rewrite BENCHMARKS.md (BENCH_OUTPUT: another file to rewrite)
 #   BENCH_KEEP_WORK=1     keep the temporary directory with inputs, outputs and server logs
 #   TOLLGATE_BIN          tollgate binary to measure (default: built here with cargo build --release)
@@ -27,12 +29,21 @@ for cmd in cargo python3 openssl taskset git; do
 done
 [ "$(nproc)" -ge 2 ] || die "needs at least two usable CPU cores (server and load tool each get one); nproc says $(nproc)"
 
+only=${BENCH_ONLY:-}
+case "$only" in
+  "" | bulk) ;;
+  *) die "BENCH_ONLY=$only: only 'bulk' can run alone" ;;
+esac
+
 echo "bench: installing the pinned tools (tests/tools/install.sh, bench/install-oha.sh)" >&2
 tools_bin=$(bash tests/tools/install.sh | tail -n 1)
-oha_bin=$(bash bench/install-oha.sh | tail -n 1)
-export OPA_BIN="$tools_bin/opa" OHA_BIN="$oha_bin/oha"
+export OPA_BIN="$tools_bin/opa"
 [ -x "$OPA_BIN" ] || die "opa not found at $OPA_BIN after tests/tools/install.sh"
-[ -x "$OHA_BIN" ] || die "oha not found at $OHA_BIN after bench/install-oha.sh"
+if [ -z "$only" ]; then
+  oha_bin=$(bash bench/install-oha.sh | tail -n 1)
+  export OHA_BIN="$oha_bin/oha"
+  [ -x "$OHA_BIN" ] || die "oha not found at $OHA_BIN after bench/install-oha.sh"
+fi
 
 if [ -z "${TOLLGATE_BIN:-}" ]; then
   echo "bench: cargo build --release -p tollgate" >&2
@@ -45,6 +56,9 @@ export TOLLGATE_BIN
 
 # The divan bench is run as its binary (not through cargo bench) so that it can be pinned to the
 # server core like everything else measured; cargo reports where it built it.
+if [ -n "$only" ]; then
+  exec python3 bench/bench.py
+fi
 if [ -z "${TOLLGATE_DECISION_BENCH:-}" ]; then
   echo "bench: cargo bench -p tollgate-engine --bench decision --no-run" >&2
   build_json=$(cargo bench -p tollgate-engine --bench decision --no-run --message-format=json-render-diagnostics) \

@@ -438,6 +438,38 @@ fn standard_input_is_read_once_and_streamed_like_a_file() {
     }
 }
 
+/// A pipe (`-f <(...)`) can be read only once: it is read first and kept, like standard input.
+#[test]
+fn a_pipe_is_read_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inputs, _) = generated_inputs(dir.path(), 400);
+    let files = [
+        inputs.join("a.yaml"),
+        inputs.join("nested/z-policies.yaml"),
+        inputs.join("z-namespaces.yaml"),
+    ];
+    let mut args = Vec::new();
+    for f in &files {
+        args.extend(["-f", f.to_str().unwrap()]);
+    }
+    let from_files = eval(&args);
+    assert!(from_files.stdout.contains("needs a team label in audited-"));
+    let bin = assert_cmd::cargo::cargo_bin("tollgate");
+    for jobs in ["1", "2"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec \"$0\" eval --jobs {jobs} -f <(cat \"$1\") -f <(cat \"$2\") -f <(cat \"$3\")"
+            ))
+            .arg(&bin)
+            .args(&files)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), from_files.code);
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), from_files.stdout);
+    }
+}
+
 #[test]
 fn bad_inputs_exit_2_with_the_same_error_whatever_the_jobs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! What `eval` reads: the files `-f` names, expanded as kubectl expands them, and the subjects
 //! to review among their documents, each checked to be a Kubernetes object or an
-//! AdmissionReview before it is evaluated. Inputs can be read more than once (standard input is
-//! kept), whole or one document at a time.
+//! AdmissionReview before it is evaluated. Inputs can be read more than once (what can be read
+//! only once, standard input or a pipe, is read first and kept), whole or one document at a
+//! time.
 //!
 //! Owns listing, reading and checking. Where an object without a namespace is placed is
 //! [`super::scope`]'s; reviewing is `tollgate_engine::evaluate::review`'s alone.
@@ -18,15 +19,20 @@ use tollgate_engine::{Review, Source};
 use super::scope::Placement;
 
 /// One place `-f` reads from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Input {
-    /// Standard input (`-f -`); read once, so a repeated `-` reads nothing.
-    Stdin {
-        /// Not the first `-`.
-        repeated: bool,
-    },
+    /// Standard input (`-f -`).
+    Stdin,
     /// A file.
     File(PathBuf),
+    /// An input that can be read only once, read by [`keep_unrepeatable`].
+    Kept {
+        /// Its name in documents and errors (`-` for standard input).
+        name: String,
+        /// Its text, or the error reading it (kind and message: `std::io::Error` is not
+        /// `Clone`).
+        text: Result<String, (std::io::ErrorKind, String)>,
+    },
 }
 
 /// The inputs `-f` names, in the order they are read.
@@ -94,11 +100,7 @@ pub fn list(args: &[String], recursive: bool) -> Result<Listing, DocumentError> 
     let mut listing = Listing::default();
     for arg in args {
         if arg == "-" {
-            let repeated = listing
-                .inputs
-                .iter()
-                .any(|i| matches!(i, Input::Stdin { .. }));
-            listing.inputs.push(Input::Stdin { repeated });
+            listing.inputs.push(Input::Stdin);
             continue;
         }
         let path = Path::new(arg);
@@ -144,46 +146,57 @@ fn walk(dir: &Path, recursive: bool, listing: &mut Listing) -> Result<(), Docume
     Ok(())
 }
 
-/// Standard input, read at most once and kept.
-#[derive(Debug, Default)]
-pub struct Stdin {
-    /// The text, or the read error (kind and message; `std::io::Error` is not `Clone`).
-    text: Option<Result<String, (std::io::ErrorKind, String)>>,
+/// Reads what can be read only once and keeps it, so that the inputs can be read again:
+/// standard input (a repeated `-` reads nothing, as it always did) and whatever is not a
+/// regular file (a pipe, such as `-f <(kubectl get pods -o yaml)`).
+pub fn keep_unrepeatable(inputs: &mut [Input]) {
+    let mut stdin_read = false;
+    for input in inputs.iter_mut() {
+        let (name, text) = match input {
+            Input::Stdin if stdin_read => ("-".to_string(), Ok(String::new())),
+            Input::Stdin => {
+                stdin_read = true;
+                let mut text = String::new();
+                let read = std::io::stdin().read_to_string(&mut text).map(|_| text);
+                ("-".to_string(), read)
+            }
+            Input::File(path) if std::fs::metadata(&*path).is_ok_and(|m| !m.is_file()) => {
+                (path.display().to_string(), std::fs::read_to_string(&*path))
+            }
+            Input::File(_) | Input::Kept { .. } => continue,
+        };
+        let text = text.map_err(|e| (e.kind(), e.to_string()));
+        *input = Input::Kept { name, text };
+    }
 }
 
-impl Stdin {
-    /// Reads standard input when one of `inputs` is `-`.
-    pub fn load(inputs: &[Input]) -> Stdin {
-        if !inputs.iter().any(|i| matches!(i, Input::Stdin { .. })) {
-            return Stdin::default();
-        }
-        let mut text = String::new();
-        let read = std::io::stdin()
-            .read_to_string(&mut text)
-            .map(|_| text)
-            .map_err(|e| (e.kind(), e.to_string()));
-        Stdin { text: Some(read) }
-    }
-
-    /// The text of one `-`: the first reads it all, a repeated one nothing.
-    fn text(&self, repeated: bool) -> Result<&str, DocumentError> {
-        match &self.text {
-            _ if repeated => Ok(""),
-            Some(Ok(text)) => Ok(text),
-            Some(Err((kind, message))) => Err(DocumentError::Read {
-                file: "-".into(),
-                error: std::io::Error::new(*kind, message.clone()),
-            }),
-            None => Ok(""),
-        }
-    }
+/// The text of a kept input.
+fn kept<'a>(
+    name: &str,
+    text: &'a Result<String, (std::io::ErrorKind, String)>,
+) -> Result<&'a str, DocumentError> {
+    text.as_deref()
+        .map_err(|(kind, message)| DocumentError::Read {
+            file: name.to_string(),
+            error: std::io::Error::new(*kind, message.clone()),
+        })
 }
 
 /// Reads and parses one input.
-pub fn read(input: &Input, stdin: &Stdin) -> Result<Vec<Document>, DocumentError> {
+pub fn read(input: &Input) -> Result<Vec<Document>, DocumentError> {
     match input {
-        Input::Stdin { repeated } => document::parse_stream("-", stdin.text(*repeated)?),
+        Input::Stdin => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|error| DocumentError::Read {
+                    file: "-".into(),
+                    error,
+                })?;
+            document::parse_stream("-", &text)
+        }
         Input::File(path) => document::read_file(path),
+        Input::Kept { name, text } => document::parse_stream(name, kept(name, text)?),
     }
 }
 
@@ -191,15 +204,12 @@ pub fn read(input: &Input, stdin: &Stdin) -> Result<Vec<Document>, DocumentError
 pub type Reader<'a> = Box<dyn BufRead + Send + 'a>;
 
 /// Opens one input to be read a document at a time.
-pub fn stream<'a>(
-    input: &Input,
-    stdin: &'a Stdin,
-) -> Result<document::Stream<Reader<'a>>, DocumentError> {
+pub fn stream(input: &Input) -> Result<document::Stream<Reader<'_>>, DocumentError> {
     match input {
-        Input::Stdin { repeated } => {
-            let text = stdin.text(*repeated)?;
-            Ok(document::stream("-", Box::new(text.as_bytes())))
-        }
+        Input::Stdin => Ok(document::stream(
+            "-",
+            Box::new(std::io::BufReader::new(std::io::stdin())),
+        )),
         Input::File(path) => {
             let file = path.display().to_string();
             let reader = std::fs::File::open(path).map_err(|error| DocumentError::Read {
@@ -211,19 +221,18 @@ pub fn stream<'a>(
                 Box::new(std::io::BufReader::new(reader)),
             ))
         }
+        Input::Kept { name, text } => Ok(document::stream(
+            name,
+            Box::new(kept(name, text)?.as_bytes()),
+        )),
     }
 }
 
-/// One thing to review, with its review built.
+/// One thing to review.
 #[derive(Debug)]
 pub enum Subject {
     /// An object, reviewed as `gator test` reviews it, and synced into the inventory.
-    Object {
-        /// Where the object is.
-        origin: Origin,
-        /// The review of the object (`Review::of_object`), which holds it.
-        review: Review,
-    },
+    Object(Document),
     /// The request of an AdmissionReview, reviewed as the webhook reviews it.
     Request {
         /// Where the AdmissionReview is.
@@ -249,42 +258,33 @@ impl Subject {
         }
         let mut doc = doc;
         placement.place(&mut doc)?;
-        Ok(Subject::Object {
-            origin: doc.origin,
-            review: Review::of_object(doc.value, Source::Original),
-        })
+        Ok(Subject::Object(doc))
     }
 
     /// Where it was read.
     pub fn origin(&self) -> &Origin {
         match self {
-            Subject::Object { origin, .. } | Subject::Request { origin, .. } => origin,
+            Subject::Object(doc) => &doc.origin,
+            Subject::Request { origin, .. } => origin,
         }
     }
 
-    /// What the engine reviews.
-    pub fn review(&self) -> &Review {
-        match self {
-            Subject::Object { review, .. } | Subject::Request { review, .. } => review,
-        }
-    }
-
-    /// The object a report names: the object itself, or the request's `object`, or its
-    /// `oldObject` for a DELETE.
+    /// The object a report names: the request's `object`, or its `oldObject` for a DELETE.
     pub fn object(&self) -> &Value {
-        // `Review::of_object` holds a checked object; `Review::of_request` refuses a request
-        // with neither.
-        let review = self.review();
-        review
-            .object()
-            .or(review.old_object())
-            .unwrap_or(&Value::Null)
+        match self {
+            Subject::Object(doc) => &doc.value,
+            // `Review::of_request` refuses a request with neither.
+            Subject::Request { review, .. } => review
+                .object()
+                .or(review.old_object())
+                .unwrap_or(&Value::Null),
+        }
     }
 
     /// The namespace a report names.
     pub fn namespace(&self) -> &str {
         match self {
-            Subject::Object { .. } => object_namespace(self.object()),
+            Subject::Object(doc) => object_namespace(&doc.value),
             Subject::Request { review, .. } => review.namespace_name(),
         }
     }
@@ -292,7 +292,7 @@ impl Subject {
     /// The name a report names: the object's, else the request's.
     pub fn name(&self) -> &str {
         match self {
-            Subject::Object { .. } => object_name(self.object()),
+            Subject::Object(doc) => object_name(&doc.value),
             Subject::Request { review, .. } => match object_name(self.object()) {
                 "" => review
                     .request
@@ -304,10 +304,19 @@ impl Subject {
         }
     }
 
+    /// What the engine reviews: the object's review (`Review::of_object` takes the object,
+    /// uncopied), or the request.
+    pub fn into_review(self) -> Review {
+        match self {
+            Subject::Object(doc) => Review::of_object(doc.value, Source::Original),
+            Subject::Request { review, .. } => review,
+        }
+    }
+
     /// The request's operation; `None` for an object.
     pub fn operation(&self) -> Option<&str> {
         match self {
-            Subject::Object { .. } => None,
+            Subject::Object(_) => None,
             Subject::Request { review, .. } => Some(
                 review
                     .request

@@ -10,16 +10,16 @@ use std::ops::ControlFlow;
 use anyhow::Context as _;
 use tollgate_engine::{DataSnapshot, Sources};
 
-use super::inputs::{self, Input, Stdin, Subject};
+use super::inputs::{self, Input, Subject};
 use super::report::{self, Report};
 use super::scope::Placement;
 use super::{Settings, ordered};
 
 /// Reads, checks and reviews everything; fails on the first bad input, policy or review.
-pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> anyhow::Result<Report> {
+pub fn run(settings: &Settings, inputs: &[Input]) -> anyhow::Result<Report> {
     let mut read = Sources::default();
     for input in inputs {
-        read.add(inputs::read(input, stdin)?);
+        read.add(inputs::read(input)?);
     }
     let placement = Placement::new(settings.namespace.clone(), &read.objects);
     let subjects = std::mem::take(&mut read.objects)
@@ -34,17 +34,18 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> anyhow::Resu
     // template reads it. An AdmissionReview is a request, not cluster state: not synced.
     let mut data = DataSnapshot::default();
     for subject in &subjects {
-        if let Subject::Object { origin, .. } = subject {
-            data.sync(subject.object().clone())
-                .with_context(|| origin.to_string())?;
+        if let Subject::Object(doc) = subject {
+            data.sync(doc.value.clone())
+                .with_context(|| doc.origin.to_string())?;
         }
     }
     super::add_default_namespace(&mut data);
     let ctx = settings.context(&data);
     let mut report = Report::default();
     let mut failure = None;
+    // Taken one by one: each object moves into its review, and is freed after it.
     ordered::for_each(
-        subjects.iter(),
+        subjects.into_iter(),
         settings.jobs,
         |subject| report::review(&set, &ctx, subject, settings.format),
         |reviewed| match reviewed {

@@ -144,8 +144,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         evaluator,
         jobs,
     } = args;
-    let listing = inputs::list(&files, recursive)?;
-    let stdin = inputs::Stdin::load(&listing.inputs);
+    let mut listing = inputs::list(&files, recursive)?;
+    inputs::keep_unrepeatable(&mut listing.inputs);
     let settings = Settings {
         namespace,
         policies,
@@ -154,9 +154,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         evaluator,
         jobs: ordered::jobs(jobs),
     };
-    let report = match streamed::run(&settings, &listing.inputs, &stdin) {
+    let report = match streamed::run(&settings, &listing.inputs) {
         Some(report) => report,
-        None => loaded::run(&settings, &listing.inputs, &stdin)?,
+        None => loaded::run(&settings, &listing.inputs)?,
     };
     let unread = listing.unread_directories.first().map(PathBuf::as_path);
     Ok(report.print(format, unread))

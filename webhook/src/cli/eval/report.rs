@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
+use tollgate_engine::document::Origin;
 use tollgate_engine::gatekeeper::Gvk;
 use tollgate_engine::{Context, Decision, PolicySet};
 
@@ -34,15 +35,18 @@ impl Reviewed {
     }
 }
 
-/// Reviews one subject and renders its results in `format`.
+/// Reviews one subject and renders its results in `format`. The subject is taken: an object
+/// moves into its review, uncopied.
 pub fn review(
     set: &PolicySet,
     ctx: &Context<'_>,
-    subject: &Subject,
+    subject: Subject,
     format: EvalFormat,
 ) -> anyhow::Result<Reviewed> {
-    let outcome = tollgate_engine::evaluate::review(set, subject.review(), ctx)
-        .with_context(|| format!("{}: reviewing {}", subject.origin(), describe(subject)))?;
+    let label = Label::of(&subject);
+    let review = subject.into_review();
+    let outcome = tollgate_engine::evaluate::review(set, &review, ctx)
+        .with_context(|| format!("{}: reviewing {}", label.origin, label.described))?;
     let decision = Decision::from_violations(outcome.violations);
     let mut reviewed = Reviewed {
         prints: outcome.prints,
@@ -51,30 +55,26 @@ pub fn review(
         human: String::new(),
         results: Vec::new(),
     };
-    if decision.violations.is_empty() {
-        return Ok(reviewed);
-    }
-    let described = describe(subject);
     for v in &decision.violations {
         let actions: Vec<&str> = v.actions.iter().map(|a| a.as_str()).collect();
         match format {
             EvalFormat::Human => reviewed.human.push_str(&format!(
-                "{described}: [{:?}] ({}) Message: {:?}\n",
+                "{}: [{:?}] ({}) Message: {:?}\n",
+                label.described,
                 v.constraint.constraint.name,
                 actions.join(","),
                 v.msg
             )),
             EvalFormat::Json => {
-                let gvk = Gvk::of(subject.object());
                 let mut object = json!({
-                    "apiVersion": gvk.api_version(),
-                    "kind": gvk.kind,
-                    "namespace": subject.namespace(),
-                    "name": subject.name(),
-                    "file": subject.origin().file,
-                    "document": subject.origin().document,
+                    "apiVersion": label.api_version,
+                    "kind": label.kind,
+                    "namespace": label.namespace,
+                    "name": label.name,
+                    "file": label.origin.file,
+                    "document": label.origin.document,
                 });
-                if let (Some(operation), Value::Object(o)) = (subject.operation(), &mut object) {
+                if let (Some(operation), Value::Object(o)) = (&label.operation, &mut object) {
                     o.insert("operation".into(), json!(operation));
                 }
                 let result = json!({
@@ -94,21 +94,43 @@ pub fn review(
     Ok(reviewed)
 }
 
+/// What a report says of a subject, taken before its object moves into the review.
+struct Label {
+    origin: Origin,
+    /// `apiVersion/Kind namespace/name`, as gator test prints objects.
+    described: String,
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    operation: Option<String>,
+}
+
+impl Label {
+    fn of(subject: &Subject) -> Label {
+        let gvk = Gvk::of(subject.object());
+        let (ns, name) = (subject.namespace(), subject.name());
+        let described = if ns.is_empty() {
+            format!("{}/{} {name}", gvk.api_version(), gvk.kind)
+        } else {
+            format!("{}/{} {ns}/{name}", gvk.api_version(), gvk.kind)
+        };
+        Label {
+            origin: subject.origin().clone(),
+            described,
+            api_version: gvk.api_version(),
+            kind: gvk.kind,
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            operation: subject.operation().map(str::to_string),
+        }
+    }
+}
+
 /// A value pretty-printed on its own, as it is printed two levels down (JSON strings hold no
 /// line breaks, so every line break is the printer's).
 fn indented(pretty: &str) -> String {
     format!("    {}", pretty.replace('\n', "\n    "))
-}
-
-/// `apiVersion/Kind namespace/name`, as gator test prints objects.
-fn describe(subject: &Subject) -> String {
-    let gvk = Gvk::of(subject.object());
-    let (ns, name) = (subject.namespace(), subject.name());
-    if ns.is_empty() {
-        format!("{}/{} {name}", gvk.api_version(), gvk.kind)
-    } else {
-        format!("{}/{} {ns}/{name}", gvk.api_version(), gvk.kind)
-    }
 }
 
 /// Everything reviewed so far, in input order, and what goes to standard error before it.

@@ -15,14 +15,14 @@ use tollgate_engine::data::InventoryKey;
 use tollgate_engine::document::{DocumentError, Unparsed};
 use tollgate_engine::{DataSnapshot, Sources};
 
-use super::inputs::{self, Input, Stdin, Subject};
+use super::inputs::{self, Input, Subject};
 use super::report::{self, Report, Reviewed};
 use super::scope::Placement;
 use super::{Settings, ordered, world};
 
 /// Reviews every input document by document; `None` when the loaded path must decide.
-pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Report> {
-    let world = world::scan(inputs, stdin).ok()?;
+pub fn run(settings: &Settings, inputs: &[Input]) -> Option<Report> {
+    let world = world::scan(inputs).ok()?;
     let base = settings.policy_sources().ok()?;
     let (set, warnings) = settings.build(base, &world.policies).ok()?;
     if set.reads_inventory() {
@@ -31,8 +31,9 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Repor
     let placement = Placement::new(settings.namespace.clone(), &world.definitions);
     let mut data = DataSnapshot::default();
     for doc in world.namespaces {
-        let subject = Subject::of(doc, &placement).ok()?;
-        data.sync(subject.object().clone()).ok()?;
+        if let Subject::Object(doc) = Subject::of(doc, &placement).ok()? {
+            data.sync(doc.value).ok()?;
+        }
     }
     super::add_default_namespace(&mut data);
     let ctx = settings.context(&data);
@@ -46,17 +47,17 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Repor
             .into_iter()
             .map(|doc| {
                 let subject = Subject::of(doc, &placement).ok()?;
-                if let Subject::Object { .. } = subject {
-                    InventoryKey::of(subject.object()).ok()?;
+                if let Subject::Object(doc) = &subject {
+                    InventoryKey::of(&doc.value).ok()?;
                 }
-                report::review(&set, &ctx, &subject, settings.format).ok()
+                report::review(&set, &ctx, subject, settings.format).ok()
             })
             .collect::<Option<Vec<Reviewed>>>()
     };
     let mut report = Report::with_warnings(warnings);
     let mut settled = true;
     ordered::for_each(
-        pieces(inputs, stdin),
+        pieces(inputs),
         settings.jobs,
         review_all,
         |reviewed| match reviewed {
@@ -74,12 +75,11 @@ pub fn run(settings: &Settings, inputs: &[Input], stdin: &Stdin) -> Option<Repor
 }
 
 /// Every input's documents, unparsed, with the name of their file.
-fn pieces<'a>(
-    inputs: &'a [Input],
-    stdin: &'a Stdin,
-) -> impl Iterator<Item = Result<(Arc<str>, Unparsed), DocumentError>> + Send + 'a {
+fn pieces(
+    inputs: &[Input],
+) -> impl Iterator<Item = Result<(Arc<str>, Unparsed), DocumentError>> + Send + '_ {
     inputs.iter().flat_map(move |input| {
-        let (file, stream, error) = match inputs::stream(input, stdin) {
+        let (file, stream, error) = match inputs::stream(input) {
             Ok(stream) => (Arc::<str>::from(stream.file()), Some(stream), None),
             Err(e) => (Arc::<str>::from(""), None, Some(e)),
         };
@@ -118,7 +118,7 @@ mod tests {
             evaluator: EvaluatorFlag::Rvm,
             jobs: NonZeroUsize::new(2).unwrap(),
         };
-        run(&settings, &inputs, &Stdin::default()).is_some()
+        run(&settings, &inputs).is_some()
     }
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns}\n";

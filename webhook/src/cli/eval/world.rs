@@ -11,7 +11,7 @@ use tollgate_engine::Sources;
 use tollgate_engine::data::is_namespace;
 use tollgate_engine::document::{Document, DocumentError};
 
-use super::inputs::{self, Input, Stdin};
+use super::inputs::{self, Input};
 use super::scope::is_definition;
 
 /// The documents among the inputs that shape every review, in input order.
@@ -28,10 +28,10 @@ pub struct World {
 /// Reads every input, one document at a time, for the documents that shape the world. Fails
 /// on the first input that cannot be read or document that cannot be parsed (of those it
 /// parses).
-pub fn scan(inputs: &[Input], stdin: &Stdin) -> Result<World, DocumentError> {
+pub fn scan(inputs: &[Input]) -> Result<World, DocumentError> {
     let mut world = World::default();
     for input in inputs {
-        let stream = inputs::stream(input, stdin)?;
+        let stream = inputs::stream(input)?;
         let file = stream.file().to_string();
         for unparsed in stream {
             let unparsed = unparsed?;
