@@ -73,6 +73,14 @@ fn embed_pack(workspace: &Path) {
             }
         }
     }
+    // An empty pack would build a binary whose `serve` and `eval` enforce nothing, silently.
+    if !files.iter().any(|f| f.ends_with("template.yaml")) {
+        eprintln!(
+            "error: no tracker pack to embed: {} holds no <template>/template.yaml",
+            root.display()
+        );
+        std::process::exit(1);
+    }
     files.sort();
     let mut out = String::from(
         "/// The embedded tracker pack: (path under constraints/, contents).\npub const FILES: &[(&str, &str)] = &[\n",

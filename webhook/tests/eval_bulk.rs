@@ -4,6 +4,7 @@
 //! that pass, warn or break the pack's rules, Deployments, objects without a namespace,
 //! AdmissionReviews, Lists, ConfigMaps whose template prints, policies and Namespaces placed
 //! after the objects they judge, a CustomResourceDefinition after its objects, and match errors.
+//! `tollgate audit -f` finds on them what `eval` finds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::fmt::Write as _;
@@ -19,9 +20,13 @@ struct Run {
 }
 
 fn eval(args: &[&str]) -> Run {
+    tollgate("eval", args)
+}
+
+fn tollgate(command: &str, args: &[&str]) -> Run {
     let mut cmd = Command::cargo_bin("tollgate").unwrap();
     cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    let out = cmd.arg("eval").args(args).output().unwrap();
+    let out = cmd.arg(command).args(args).output().unwrap();
     Run {
         code: out.status.code(),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -621,4 +626,202 @@ fn jobs_must_be_a_positive_number() {
     let run = eval(&["--jobs", "0", "-f", "-"]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("--jobs"), "{}", run.stderr);
+}
+
+/// Each result of `eval --format json` as `audit` records it: constraint, then the object's
+/// group, version, kind, namespace and name, the message and the action.
+fn eval_results(stdout: &str) -> Vec<[String; 9]> {
+    let doc: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    let mut found: Vec<[String; 9]> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let o = &r["object"];
+            let api_version = o["apiVersion"].as_str().unwrap();
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            let actions: Vec<&str> = r["enforcementActions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            [
+                r["constraint"]["kind"].as_str().unwrap().to_string(),
+                r["constraint"]["name"].as_str().unwrap().to_string(),
+                group.to_string(),
+                version.to_string(),
+                o["kind"].as_str().unwrap().to_string(),
+                o["namespace"].as_str().unwrap().to_string(),
+                o["name"].as_str().unwrap().to_string(),
+                r["message"].as_str().unwrap().to_string(),
+                actions.join(","),
+            ]
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The same from `audit --format json`, and the number of objects it says it audited.
+fn audit_results(stdout: &str) -> (Vec<[String; 9]>, u64) {
+    let doc: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let mut found = Vec::new();
+    for c in doc["constraints"].as_array().unwrap() {
+        let violations = c["violations"].as_array().unwrap();
+        assert_eq!(c["totalViolations"].as_u64(), Some(violations.len() as u64));
+        for v in violations {
+            found.push([
+                s(&c["kind"]),
+                s(&c["name"]),
+                s(&v["group"]),
+                s(&v["version"]),
+                s(&v["kind"]),
+                s(&v["namespace"]),
+                s(&v["name"]),
+                s(&v["message"]),
+                s(&v["enforcementAction"]),
+            ]);
+        }
+    }
+    found.sort();
+    (found, doc["objects"].as_u64().unwrap())
+}
+
+#[test]
+fn audit_from_files_finds_what_eval_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inputs, objects) = generated_inputs(dir.path(), 400);
+    let inputs = inputs.to_str().unwrap();
+    let inventory = write(dir.path(), "inventory-policy.yaml", INVENTORY_POLICY);
+    // Streamed, then with every input held first.
+    for extra in [&[][..], &["-f", inventory.to_str().unwrap()]] {
+        let args: Vec<&str> = ["-R", "-f", inputs, "--format", "json"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let evaluated = eval(&args);
+        let audited = tollgate("audit", &args);
+        assert_eq!(evaluated.code, Some(1), "{}", tail(&evaluated.stderr));
+        assert_eq!(audited.code, evaluated.code, "{}", tail(&audited.stderr));
+        let expected = eval_results(&evaluated.stdout);
+        let (found, audited_objects) = audit_results(&audited.stdout);
+        assert!(
+            expected.len() > 50,
+            "too few results to compare: {}",
+            expected.len()
+        );
+        assert!(
+            expected.iter().all(|r| r[7].len() <= 256),
+            "a message longer than the audit keeps"
+        );
+        assert_eq!(found, expected);
+        assert_eq!(audited_objects as usize, objects);
+        assert!(
+            audited
+                .stderr
+                .contains(&format!("audited {objects} objects against")),
+            "{}",
+            tail(&audited.stderr)
+        );
+    }
+    // The human report: a header per constraint with its count, a line per violation.
+    let human = tollgate("audit", &["-R", "-f", inputs]);
+    assert_eq!(human.code, Some(1));
+    let header = human
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("K8sRequiredRuntimeClass/tracker-runtime-class (deny): "))
+        .unwrap_or_else(|| panic!("no header for tracker-runtime-class:\n{}", human.stdout));
+    let lines = human
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  [tracker-runtime-class] "))
+        .count();
+    assert_eq!(
+        header,
+        format!("K8sRequiredRuntimeClass/tracker-runtime-class (deny): {lines} violations")
+    );
+    // JUnit: the denying constraints fail.
+    let junit = tollgate("audit", &["-R", "-f", inputs, "--format", "junit"]);
+    assert_eq!(junit.code, Some(1));
+    assert!(junit.stdout.contains("<testcase classname=\"K8sRequiredRuntimeClass\" name=\"tracker-runtime-class\">\n      <failure message=\""));
+}
+
+/// A scoped constraint that acts only at the audit point: `eval` (gator's point) lets the
+/// object through, `audit -f` denies it.
+#[test]
+fn audit_from_files_acts_at_the_audit_enforcement_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "scoped.yaml",
+        &INPUT_POLICIES
+            .split("---\n")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("---\n")
+            .replace(
+                "spec:\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [\"Pod\"]}]\n    namespaceSelector:\n      matchLabels: {audit: \"on\"}\n",
+                "spec:\n  enforcementAction: scoped\n  scopedEnforcementActions:\n  - action: deny\n    enforcementPoints:\n    - name: audit.gatekeeper.sh\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [\"Pod\"]}]\n",
+            ),
+    );
+    let pod = write(
+        dir.path(),
+        "pod.yaml",
+        &format!(
+            "{}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: logistics}}\n",
+            pod(
+                "p",
+                Some("logistics"),
+                "",
+                &pod_spec("wasmedge", true, GOOD_IMAGE, "1000m")
+            )
+        ),
+    );
+    let args = [
+        "--policies",
+        policy.to_str().unwrap(),
+        "-f",
+        pod.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let evaluated = eval(&args);
+    assert_eq!(evaluated.code, Some(0), "{}", evaluated.stderr);
+    assert!(eval_results(&evaluated.stdout).is_empty());
+    let audited = tollgate("audit", &args);
+    assert_eq!(audited.code, Some(1), "{}", audited.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&audited.stdout).unwrap();
+    let violations = &doc["constraints"][0]["violations"];
+    assert_eq!(violations[0]["enforcementAction"], "scoped");
+    assert_eq!(
+        violations[0]["enforcementActions"],
+        serde_json::json!(["deny"])
+    );
+    assert_eq!(
+        violations[0]["message"],
+        "p needs a team label in logistics"
+    );
+}
+
+#[test]
+fn audit_from_files_refuses_the_cluster_only_flags() {
+    for flag in [
+        &["--write-status"][..],
+        &["--chunk-size", "10"],
+        &["--match-kind-only"],
+    ] {
+        let args: Vec<&str> = ["-f", "-"]
+            .into_iter()
+            .chain(flag.iter().copied())
+            .collect();
+        let run = tollgate("audit", &args);
+        assert_eq!(run.code, Some(2), "{flag:?}: {}", run.stderr);
+        assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    }
+    let run = tollgate("audit", &["--no-expand"]);
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("--filename"), "{}", run.stderr);
 }

@@ -3,9 +3,15 @@
 //! Namespaces and (with `--namespace`) the data its Gatekeeper `Config` and SyncSets sync. The
 //! same pass as the in-cluster audit (`cluster::audit::collect`), but every violation is kept
 //! and printed; read-only unless `--write-status`.
+//!
+//! With `-f`, files take the cluster's place: their objects are reviewed as `tollgate eval`
+//! reviews them (`cli::eval::audit_files`), at the audit's enforcement point, and reported the
+//! same way.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,6 +27,8 @@ use tollgate_engine::ingest::{Ingester, Layer};
 use tollgate_engine::policy_set::BuildOptions;
 use tollgate_engine::{DataSnapshot, PolicySet, Sources};
 
+use super::EvaluatorFlag;
+use super::eval::{AuditFiles, audit_files};
 use crate::cluster::audit::{self, ApiResource, PassResults};
 use crate::cluster::sync::{CONFIG_NAME, SyncPlan};
 use crate::cluster::{ClusterConfig, crd, policies, watch};
@@ -42,6 +50,27 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Human)]
     format: AuditFormat,
+    /// Audit the objects in these files or directories instead of a cluster, each reviewed
+    /// as `tollgate eval` reviews it (`-` reads standard input; templates, constraints and
+    /// ExpansionTemplates among them are loaded as policies).
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-",
+        conflicts_with_all = ["write_status", "constraint_violations_limit", "chunk_size", "match_kind_only"])]
+    files: Vec<String>,
+    /// With `-f`: read directories recursively.
+    #[arg(short = 'R', long, requires = "files")]
+    recursive: bool,
+    /// With `-f`: policy files or directories; without any, the embedded tracker pack.
+    #[arg(long = "policies", requires = "files")]
+    policies: Vec<PathBuf>,
+    /// With `-f`: do not expand workloads into the Pods they create.
+    #[arg(long, requires = "files")]
+    no_expand: bool,
+    /// With `-f`: review on N threads (default: one per core).
+    #[arg(short = 'j', long, value_name = "N", requires = "files")]
+    jobs: Option<NonZeroUsize>,
+    /// Which evaluator runs the templates.
+    #[arg(long, value_enum, default_value_t = EvaluatorFlag::Rvm)]
+    evaluator: EvaluatorFlag,
     /// Write each constraint's totalViolations, violations and auditTimestamp, as the
     /// in-cluster audit does (otherwise nothing in the cluster is changed).
     #[arg(long)]
@@ -63,6 +92,9 @@ pub struct AuditArgs {
 
 /// Exit 0 without `deny` violations, 1 with some, 2 when the pass cannot run.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    if !args.files.is_empty() {
+        return audit_from_files(args);
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,7 +117,10 @@ async fn list_all(client: &kube::Client, resource: &ApiResource) -> anyhow::Resu
 }
 
 /// The cluster's policies, as the in-cluster policy source would publish them.
-async fn load_policies(client: &kube::Client) -> anyhow::Result<PolicySet> {
+async fn load_policies(
+    client: &kube::Client,
+    evaluator: EvaluatorFlag,
+) -> anyhow::Result<PolicySet> {
     let templates = list_all(
         client,
         &watch::resource(
@@ -144,7 +179,7 @@ async fn load_policies(client: &kube::Client) -> anyhow::Result<PolicySet> {
     let mut ingester = Ingester::new(BuildOptions {
         accept_unknown_actions: false,
         eval_budget: Some(Duration::from_millis(500)),
-        evaluator: tollgate_engine::rvm::Evaluator::Rvm,
+        evaluator: evaluator.into(),
         builtin_expansions: true,
     });
     let ingested = ingester.ingest(&[Layer {
@@ -215,7 +250,7 @@ async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let client = crate::cluster::client().await?;
     let started = Instant::now();
     let timestamp = audit::rfc3339(SystemTime::now());
-    let set = Arc::new(load_policies(&client).await?);
+    let set = Arc::new(load_policies(&client, args.evaluator).await?);
     let (data, excluded) = load_data(&client, args.namespace.as_deref()).await?;
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |resource: &ApiResource, objects: usize| {
@@ -264,33 +299,88 @@ async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    let report = Report::new(&set, &collected.results);
-    let text = match args.format {
-        AuditFormat::Human => report.human(),
-        AuditFormat::Json => report.json(&timestamp, collected.objects),
-        AuditFormat::Junit => report.junit(),
-    };
-    print!("{text}");
+    let constraints: Vec<(String, String, String)> = set
+        .constraints()
+        .iter()
+        .map(|c| {
+            let c = &c.constraint;
+            (c.kind.clone(), c.name.clone(), c.enforcement_action.clone())
+        })
+        .collect();
     for unlisted in &collected.unlisted {
         eprintln!("warning: not audited: {unlisted}");
     }
-    let by_action = audit::violations_by_action(&collected.results);
-    let count = |a: &str| by_action.get(a).copied().unwrap_or(0);
-    eprintln!(
-        "audited {} objects against {} constraints in {:.1}s: {} violations ({} deny, {} warn, {} dryrun)",
-        collected.objects,
-        set.constraints().len(),
-        started.elapsed().as_secs_f64(),
-        by_action.values().sum::<i64>(),
-        count("deny"),
-        count("warn"),
-        count("dryrun"),
-    );
-    Ok(if report.denies() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let found = Found {
+        constraints: &constraints,
+        results: &collected.results,
+        objects: collected.objects,
+        timestamp: &timestamp,
+        started,
+    };
+    Ok(found.print(args.format))
+}
+
+/// `audit -f`: the files' objects, reviewed as `eval` reviews them.
+fn audit_from_files(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let timestamp = audit::rfc3339(SystemTime::now());
+    let audited = audit_files(AuditFiles {
+        files: args.files,
+        recursive: args.recursive,
+        policies: args.policies,
+        no_expand: args.no_expand,
+        evaluator: args.evaluator,
+        jobs: args.jobs,
+    })?;
+    let found = Found {
+        constraints: &audited.constraints,
+        results: &audited.results,
+        objects: audited.objects,
+        timestamp: &timestamp,
+        started,
+    };
+    Ok(found.print(args.format))
+}
+
+/// What a pass found, from a cluster or files, ready to print.
+struct Found<'a> {
+    /// Every constraint: kind, name and enforcement action.
+    constraints: &'a [(String, String, String)],
+    results: &'a PassResults,
+    objects: usize,
+    timestamp: &'a str,
+    started: Instant,
+}
+
+impl Found<'_> {
+    /// Prints the report on standard output and the count on standard error; exit 1 on a
+    /// `deny` violation.
+    fn print(&self, format: AuditFormat) -> ExitCode {
+        let report = Report::new(self.constraints, self.results);
+        let text = match format {
+            AuditFormat::Human => report.human(),
+            AuditFormat::Json => report.json(self.timestamp, self.objects),
+            AuditFormat::Junit => report.junit(),
+        };
+        print!("{text}");
+        let by_action = audit::violations_by_action(self.results);
+        let count = |a: &str| by_action.get(a).copied().unwrap_or(0);
+        eprintln!(
+            "audited {} objects against {} constraints in {:.1}s: {} violations ({} deny, {} warn, {} dryrun)",
+            self.objects,
+            self.constraints.len(),
+            self.started.elapsed().as_secs_f64(),
+            by_action.values().sum::<i64>(),
+            count("deny"),
+            count("warn"),
+            count("dryrun"),
+        );
+        if report.denies() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// One constraint's results as printed.
@@ -308,18 +398,19 @@ struct ConstraintReport {
 pub struct Report(Vec<ConstraintReport>);
 
 impl Report {
-    /// Every constraint of the set with its violations (all of them, Gatekeeper's order).
-    pub fn new(set: &PolicySet, results: &PassResults) -> Report {
+    /// Every constraint (kind, name, action) with its violations (all of them, Gatekeeper's
+    /// order).
+    pub fn new(constraints: &[(String, String, String)], results: &PassResults) -> Report {
         let mut by_constraint: BTreeMap<(String, String), ConstraintReport> = BTreeMap::new();
-        for c in set.constraints() {
-            let key = (c.constraint.kind.clone(), c.constraint.name.clone());
+        for (kind, name, action) in constraints {
+            let key = (kind.clone(), name.clone());
             let r = results.get(&key);
             by_constraint.insert(
                 key,
                 ConstraintReport {
-                    kind: c.constraint.kind.clone(),
-                    name: c.constraint.name.clone(),
-                    action: c.constraint.enforcement_action.clone(),
+                    kind: kind.clone(),
+                    name: name.clone(),
+                    action: action.clone(),
                     total: r.map_or(0, |r| r.total),
                     violations: r.map(|r| r.sorted()).unwrap_or_default(),
                 },

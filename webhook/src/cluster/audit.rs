@@ -267,41 +267,55 @@ fn review_objects(
         let Ok(outcome) = tollgate_engine::evaluate::review(set, &review, &ctx) else {
             continue;
         };
-        for v in outcome.violations {
-            let c = &v.constraint.constraint;
-            let scoped = c.enforcement_action == "scoped";
-            if scoped && v.actions.is_empty() {
-                continue;
+        for v in &outcome.violations {
+            if let Some(violation) = status_violation(set, &gvk, &namespace, &name, v) {
+                let c = &v.constraint.constraint;
+                results
+                    .entry((c.kind.clone(), c.name.clone()))
+                    .or_default()
+                    .add(violation, limit);
             }
-            // An ExpansionTemplate's enforcementAction replaces the constraint's on the results
-            // of the objects it generates (Gatekeeper's OverrideEnforcementAction).
-            let action = v
-                .implied_by
-                .as_ref()
-                .and_then(|t| set.expansions().iter().find(|e| &e.name == t))
-                .and_then(|e| e.enforcement_action.clone())
-                .filter(|a| !a.is_empty())
-                .unwrap_or_else(|| c.enforcement_action.clone());
-            let violation = StatusViolation {
-                group: gvk.group.clone(),
-                version: gvk.version.clone(),
-                kind: gvk.kind.clone(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                message: truncate(&v.msg),
-                enforcement_action: action,
-                enforcement_actions: if scoped {
-                    v.actions.iter().map(|a| a.as_str().to_string()).collect()
-                } else {
-                    Vec::new()
-                },
-            };
-            results
-                .entry((c.kind.clone(), c.name.clone()))
-                .or_default()
-                .add(violation, limit);
         }
     }
+}
+
+/// A result as the audit records it: `None` for a scoped constraint with no action at the
+/// audit point. Shared with `tollgate audit -f`, so both record the same thing.
+pub fn status_violation(
+    set: &PolicySet,
+    gvk: &tollgate_engine::gatekeeper::Gvk,
+    namespace: &str,
+    name: &str,
+    v: &tollgate_engine::evaluate::Violation,
+) -> Option<StatusViolation> {
+    let c = &v.constraint.constraint;
+    let scoped = c.enforcement_action == "scoped";
+    if scoped && v.actions.is_empty() {
+        return None;
+    }
+    // An ExpansionTemplate's enforcementAction replaces the constraint's on the results of the
+    // objects it generates (Gatekeeper's OverrideEnforcementAction).
+    let action = v
+        .implied_by
+        .as_ref()
+        .and_then(|t| set.expansions().iter().find(|e| &e.name == t))
+        .and_then(|e| e.enforcement_action.clone())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| c.enforcement_action.clone());
+    Some(StatusViolation {
+        group: gvk.group.clone(),
+        version: gvk.version.clone(),
+        kind: gvk.kind.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        message: truncate(&v.msg),
+        enforcement_action: action,
+        enforcement_actions: if scoped {
+            v.actions.iter().map(|a| a.as_str().to_string()).collect()
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// The kinds a pass lists: every listable resource (preferred versions), or with

@@ -41,13 +41,13 @@ pub fn run(settings: &Settings, inputs: &[Input]) -> anyhow::Result<Report> {
     }
     super::add_default_namespace(&mut data);
     let ctx = settings.context(&data);
-    let mut report = Report::default();
+    let mut report = Report::default().constraints_of(&set);
     let mut failure = None;
     // Taken one by one: each object moves into its review, and is freed after it.
     ordered::for_each(
         subjects.into_iter(),
         settings.jobs,
-        |subject| report::review(&set, &ctx, subject, settings.format),
+        |subject| report::review(&set, &ctx, subject, settings.rendering),
         |reviewed| match reviewed {
             Ok(reviewed) => {
                 for line in reviewed.prints() {

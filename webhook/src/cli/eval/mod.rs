@@ -6,11 +6,14 @@
 //! the inputs); [`loaded`] holds every object first, as `gator test` does, when one does, and
 //! whenever the streamed way meets anything it cannot settle. Both review on one worker per
 //! core ([`ordered`]) and report in input order ([`report`]).
+//!
+//! `tollgate audit -f` goes the same way ([`audit_files`]): the same reviews, gathered by
+//! constraint as the audit gathers them.
 
 mod inputs;
 mod loaded;
 mod ordered;
-mod report;
+pub mod report;
 mod scope;
 mod streamed;
 mod world;
@@ -71,13 +74,20 @@ pub struct EvalArgs {
     jobs: Option<NonZeroUsize>,
 }
 
+/// What the reviews are rendered for: `eval`'s output, or `audit -f`'s results by constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    Eval(EvalFormat),
+    Audit,
+}
+
 /// How `eval` was asked to review, for either way through.
 #[derive(Debug)]
 struct Settings {
     namespace: Option<String>,
     policies: Vec<PathBuf>,
     no_expand: bool,
-    format: EvalFormat,
+    rendering: Rendering,
     evaluator: EvaluatorFlag,
     jobs: NonZeroUsize,
 }
@@ -109,10 +119,14 @@ impl Settings {
         PolicySet::build_warning(&base, options)
     }
 
-    /// How every subject is reviewed: as gator does, with `data`.
+    /// How every subject is reviewed: as gator does, with `data`; for `audit -f`, at the
+    /// audit's enforcement point (which only scoped constraints tell apart).
     fn context<'a>(&self, data: &'a DataSnapshot) -> Context<'a> {
         Context {
-            enforcement_point: enforcement_point::GATOR,
+            enforcement_point: match self.rendering {
+                Rendering::Eval(_) => enforcement_point::GATOR,
+                Rendering::Audit => enforcement_point::AUDIT,
+            },
             data: Some(data),
             expand: !self.no_expand,
             builtin_expansions: true,
@@ -150,7 +164,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         namespace,
         policies,
         no_expand,
-        format,
+        rendering: Rendering::Eval(format),
         evaluator,
         jobs: ordered::jobs(jobs),
     };
@@ -160,4 +174,35 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let unread = listing.unread_directories.first().map(PathBuf::as_path);
     Ok(report.print(format, unread))
+}
+
+/// The files `tollgate audit -f` audits, and how: `eval`'s arguments without its output.
+#[derive(Debug)]
+pub struct AuditFiles {
+    pub files: Vec<String>,
+    pub recursive: bool,
+    pub policies: Vec<PathBuf>,
+    pub no_expand: bool,
+    pub evaluator: EvaluatorFlag,
+    pub jobs: Option<NonZeroUsize>,
+}
+
+/// `tollgate audit -f`: every object reviewed as `eval` reviews it (objects naming no
+/// namespace land in `default`), the results gathered by constraint.
+pub fn audit_files(args: AuditFiles) -> anyhow::Result<report::Audited> {
+    let mut listing = inputs::list(&args.files, args.recursive)?;
+    inputs::keep_unrepeatable(&mut listing.inputs);
+    let settings = Settings {
+        namespace: None,
+        policies: args.policies,
+        no_expand: args.no_expand,
+        rendering: Rendering::Audit,
+        evaluator: args.evaluator,
+        jobs: ordered::jobs(args.jobs),
+    };
+    let report = match streamed::run(&settings, &listing.inputs) {
+        Some(report) => report,
+        None => loaded::run(&settings, &listing.inputs)?,
+    };
+    Ok(report.into_audited())
 }

@@ -11,8 +11,9 @@ use tollgate_engine::document::Origin;
 use tollgate_engine::gatekeeper::Gvk;
 use tollgate_engine::{Context, Decision, PolicySet};
 
-use super::EvalFormat;
 use super::inputs::Subject;
+use super::{EvalFormat, Rendering};
+use crate::cluster::audit::{PassResults, StatusViolation, status_violation};
 
 /// One subject, reviewed and rendered.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct Reviewed {
     /// Its entries of the JSON output's `results`, each pretty-printed as it is inside the
     /// document (indented two levels).
     results: Vec<String>,
+    /// For `audit -f`: its results as the audit records them, by constraint (kind, name).
+    audit: Vec<((String, String), StatusViolation)>,
 }
 
 impl Reviewed {
@@ -41,7 +44,7 @@ pub fn review(
     set: &PolicySet,
     ctx: &Context<'_>,
     subject: Subject,
-    format: EvalFormat,
+    rendering: Rendering,
 ) -> anyhow::Result<Reviewed> {
     let label = Label::of(&subject);
     let review = subject.into_review();
@@ -54,21 +57,32 @@ pub fn review(
         warned: !decision.warnings.is_empty(),
         human: String::new(),
         results: Vec::new(),
+        audit: Vec::new(),
     };
     for v in &decision.violations {
         let actions: Vec<&str> = v.actions.iter().map(|a| a.as_str()).collect();
-        match format {
-            EvalFormat::Human => reviewed.human.push_str(&format!(
+        match rendering {
+            Rendering::Audit => {
+                if let Some(found) =
+                    status_violation(set, &label.gvk, &label.namespace, &label.name, v)
+                {
+                    let c = &v.constraint.constraint;
+                    reviewed
+                        .audit
+                        .push(((c.kind.clone(), c.name.clone()), found));
+                }
+            }
+            Rendering::Eval(EvalFormat::Human) => reviewed.human.push_str(&format!(
                 "{}: [{:?}] ({}) Message: {:?}\n",
                 label.described,
                 v.constraint.constraint.name,
                 actions.join(","),
                 v.msg
             )),
-            EvalFormat::Json => {
+            Rendering::Eval(EvalFormat::Json) => {
                 let mut object = json!({
-                    "apiVersion": label.api_version,
-                    "kind": label.kind,
+                    "apiVersion": label.gvk.api_version(),
+                    "kind": label.gvk.kind,
                     "namespace": label.namespace,
                     "name": label.name,
                     "file": label.origin.file,
@@ -99,8 +113,7 @@ struct Label {
     origin: Origin,
     /// `apiVersion/Kind namespace/name`, as gator test prints objects.
     described: String,
-    api_version: String,
-    kind: String,
+    gvk: Gvk,
     namespace: String,
     name: String,
     operation: Option<String>,
@@ -118,8 +131,7 @@ impl Label {
         Label {
             origin: subject.origin().clone(),
             described,
-            api_version: gvk.api_version(),
-            kind: gvk.kind,
+            gvk,
             namespace: ns.to_string(),
             name: name.to_string(),
             operation: subject.operation().map(str::to_string),
@@ -145,6 +157,19 @@ pub struct Report {
     warned: usize,
     human: String,
     results: Vec<String>,
+    /// For `audit -f`: every result, by constraint.
+    audit: PassResults,
+    /// For `audit -f`: every constraint (kind, name, enforcement action), found or not.
+    constraints: Vec<(String, String, String)>,
+}
+
+/// What `audit -f` found: the objects reviewed and every result by constraint.
+#[derive(Debug)]
+pub struct Audited {
+    pub objects: usize,
+    pub results: PassResults,
+    /// Every constraint: kind, name and enforcement action.
+    pub constraints: Vec<(String, String, String)>,
 }
 
 impl Report {
@@ -154,6 +179,20 @@ impl Report {
             warnings,
             ..Report::default()
         }
+    }
+
+    /// Notes the constraints reviewed against, which `audit -f` reports on with or without
+    /// results.
+    pub fn constraints_of(mut self, set: &PolicySet) -> Report {
+        self.constraints = set
+            .constraints()
+            .iter()
+            .map(|c| {
+                let c = &c.constraint;
+                (c.kind.clone(), c.name.clone(), c.enforcement_action.clone())
+            })
+            .collect();
+        self
     }
 
     /// Adds the next subject, keeping its `print()` output to print at the end.
@@ -169,6 +208,28 @@ impl Report {
         self.warned += usize::from(reviewed.warned);
         self.human.push_str(&reviewed.human);
         self.results.extend(reviewed.results);
+        for (constraint, found) in reviewed.audit {
+            self.audit
+                .entry(constraint)
+                .or_default()
+                .add(found, usize::MAX);
+        }
+    }
+
+    /// Prints the warnings and `print()` output on standard error, as [`Report::print`] does,
+    /// and hands over what the audit reports.
+    pub fn into_audited(self) -> Audited {
+        for w in &self.warnings {
+            eprintln!("warning: {w}");
+        }
+        for line in &self.prints {
+            eprintln!("{line}");
+        }
+        Audited {
+            objects: self.objects,
+            results: self.audit,
+            constraints: self.constraints,
+        }
     }
 
     /// Prints the report: warnings and `print()` output on standard error, the results on

@@ -50,11 +50,11 @@ pub fn run(settings: &Settings, inputs: &[Input]) -> Option<Report> {
                 if let Subject::Object(doc) = &subject {
                     InventoryKey::of(&doc.value).ok()?;
                 }
-                report::review(&set, &ctx, subject, settings.format).ok()
+                report::review(&set, &ctx, subject, settings.rendering).ok()
             })
             .collect::<Option<Vec<Reviewed>>>()
     };
-    let mut report = Report::with_warnings(warnings);
+    let mut report = Report::with_warnings(warnings).constraints_of(&set);
     let mut settled = true;
     ordered::for_each(
         pieces(inputs),
@@ -98,7 +98,7 @@ mod tests {
 
     use super::*;
     use crate::cli::EvaluatorFlag;
-    use crate::cli::eval::EvalFormat;
+    use crate::cli::eval::{EvalFormat, Rendering};
 
     fn settled(files: &[(&str, &str)]) -> bool {
         let dir = tempfile::tempdir().unwrap();
@@ -114,7 +114,7 @@ mod tests {
             namespace: None,
             policies: Vec::new(),
             no_expand: false,
-            format: EvalFormat::Json,
+            rendering: Rendering::Eval(EvalFormat::Json),
             evaluator: EvaluatorFlag::Rvm,
             jobs: NonZeroUsize::new(2).unwrap(),
         };
