@@ -9,6 +9,9 @@
 #   BENCH_AUDIT_PODS      Pods (default 10000), in 10 namespaces; each violates both constraints
 #   BENCH_AUDIT_INTERVAL  --audit-interval of both, seconds (default 30); the first pass that starts
 #                         after both constraints are enforced is measured
+#   BENCH_AUDIT_ADMISSION_RATE     requests/s of the admission load measured with the audit off
+#                                  and running (default 200; 0 skips that part)
+#   BENCH_AUDIT_ADMISSION_SECONDS  each measured admission load (default 20)
 #   TOLLGATE_BIN          tollgate binary (default: built here with cargo build --release)
 #   GKA_KEEP=1            keep the work directory (logs, samples)
 #
@@ -24,6 +27,8 @@ HERE="$ROOT/tests/gatekeeper-audit"
 PODS=${BENCH_AUDIT_PODS:-10000}
 NAMESPACES=10
 INTERVAL=${BENCH_AUDIT_INTERVAL:-30}
+ADMISSION_RATE=${BENCH_AUDIT_ADMISSION_RATE:-200}
+ADMISSION_SECONDS=${BENCH_AUDIT_ADMISSION_SECONDS:-20}
 STEP_TIMEOUT=900
 GK_NS=gatekeeper-system
 GKA_SCRIPT="$ROOT/bench/audit-vs-gatekeeper.sh"
@@ -241,15 +246,67 @@ kc delete constraintpodstatuses.status.gatekeeper.sh,constrainttemplatepodstatus
 
 # === tollgate ===
 
-TG_ARGS=(serve --cluster --audit-interval "${INTERVAL}s" --policies "$W/no-policies"
-  --listen "127.0.0.1:$(free_port)" --probe-listen "127.0.0.1:${TG_PROBE:=$(free_port)}"
-  --dev-ca-file "$W/tollgate-dev-ca.pem" --log-format json)
-echo "tollgate ${TG_ARGS[*]}"
-start tollgate env POD_NAMESPACE="$GK_NS" POD_NAME=tollgate-audit-0 "$TOLLGATE_BIN" "${TG_ARGS[@]}"
+TG_PORT=$(free_port)
+TG_PROBE=$(free_port)
+start_tollgate() { # audit-interval
+  local args=(serve --cluster --audit-interval "$1" --policies "$W/no-policies"
+    --listen "127.0.0.1:$TG_PORT" --probe-listen "127.0.0.1:$TG_PROBE"
+    --dev-ca-file "$W/tollgate-dev-ca.pem" --log-format json)
+  echo "tollgate ${args[*]}"
+  start tollgate env POD_NAMESPACE="$GK_NS" POD_NAME=tollgate-audit-0 "$TOLLGATE_BIN" "${args[@]}"
+  WATCH=tollgate wait_for "tollgate /readyz" curl -sf "http://127.0.0.1:$TG_PROBE/readyz" || fatal "tollgate did not become ready"
+}
+start_tollgate "${INTERVAL}s"
 sample "${PIDS[tollgate]}" "$W/samples/tollgate"
-WATCH=tollgate wait_for "tollgate /readyz" curl -sf "http://127.0.0.1:$TG_PROBE/readyz" || fatal "tollgate did not become ready"
 measure tollgate
 stop tollgate
+
+# === admission while tollgate audits ===
+# The same tollgate with the audit off, then with passes back to back (--audit-interval 1s): a
+# fixed-rate admission load (oha, 2 connections) of a Pod that violates both constraints, its
+# latency percentiles in each case. Everything shares the machine's cores, the API server
+# included, which the audit's lists keep busy.
+declare -A ADMISSION=()
+if [ "$ADMISSION_RATE" -gt 0 ]; then
+  oha_bin=$(bash "$ROOT/bench/install-oha.sh" | tail -n 1)/oha
+  [ -x "$oha_bin" ] || fatal "oha not installed by bench/install-oha.sh"
+  python3 - >"$W/objects/review.json" <<'EOF'
+import json
+pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "admitted", "namespace": "bench-0"},
+       "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1.0"}]}}
+print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+    "uid": "bench", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+    "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "bench-0",
+    "operation": "CREATE", "userInfo": {"username": "bench"}, "object": pod}}))
+EOF
+  load() { # seconds: prints "p50 p99 p999 rps" in ms
+    "$oha_bin" -z "$1s" -c 2 -q "$ADMISSION_RATE" --latency-correction --no-tui --insecure \
+      --output-format json -m POST -D "$W/objects/review.json" -T application/json \
+      "https://127.0.0.1:$TG_PORT/v1/admit" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+codes = d.get("statusCodeDistribution", {})
+if set(codes) != {"200"}:
+    sys.exit("status codes %s" % codes)
+l = d["latencyPercentiles"]
+print("%.2f %.2f %.2f %.0f" % (l["p50"] * 1e3, l["p99"] * 1e3, l["p99.9"] * 1e3, d["summary"]["requestsPerSec"]))'
+  }
+  for mode in off on; do
+    interval=0
+    [ "$mode" = on ] && interval=1s
+    start_tollgate "$interval"
+    if [ "$mode" = on ]; then
+      WATCH=tollgate wait_for "the first audit pass" grep -q '"audit pass started"' "$W/logs/tollgate.log" || fatal "no audit pass started"
+    fi
+    load 3 >/dev/null || fatal "admission warm-up load failed"
+    done_before=$(grep -c '"audit pass done"' "$W/logs/tollgate.log")
+    result=$(load "$ADMISSION_SECONDS") || fatal "admission load failed"
+    passes=$(($(grep -c '"audit pass done"' "$W/logs/tollgate.log") - done_before))
+    ADMISSION[$mode]="$result $passes"
+    echo "admission, audit $mode: p50 p99 p99.9 (ms) rps = $result; audit passes finished meanwhile: $passes"
+    stop tollgate
+  done
+fi
 
 # === the table ===
 
@@ -268,3 +325,15 @@ echo "| RSS before the pass (MiB) | $g_rss0 | $t_rss0 |"
 echo "| RSS at most during the pass (MiB) | $g_rss | $t_rss |"
 echo "| VmHWM at the end of the pass (MiB) | $g_hwm | $t_hwm |"
 echo "| process CPU, start to end of the pass (s) | $g_total | $t_total |"
+if [ "$ADMISSION_RATE" -gt 0 ]; then
+  read -r off_p50 off_p99 off_p999 off_rps _ <<<"${ADMISSION[off]}"
+  read -r on_p50 on_p99 on_p999 on_rps on_passes <<<"${ADMISSION[on]}"
+  echo
+  echo "tollgate admission during the audit: $ADMISSION_RATE requests/s for $ADMISSION_SECONDS s over 2 connections (oha, HTTPS),"
+  echo "a Pod denied by both constraints; the audit on: passes back to back (--audit-interval 1s), $on_passes finished during the load."
+  echo
+  echo "| tollgate admission | p50 (ms) | p99 (ms) | p99.9 (ms) | requests/s |"
+  echo "|---|---|---|---|---|"
+  echo "| audit off | $off_p50 | $off_p99 | $off_p999 | $off_rps |"
+  echo "| audit running | $on_p50 | $on_p99 | $on_p999 | $on_rps |"
+fi

@@ -25,15 +25,7 @@ kc apply -f "$W/objects/cm-need-owner.yaml"
 STEP_TIMEOUT=60 wait_for "cm-need-owner enforced again" cm_refused || fatal "cm-need-owner not enforced again"
 
 # --- two replicas: same answers, status from both, one leader, handover
-TOLLGATE_B_PORT=$(free_port)
-PROBE_B_PORT=$(free_port)
-start tollgate-b env KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-b \
-  SERVICE_ACCOUNT_NAME=tollgate "$TOLLGATE_BIN" serve \
-  --listen "127.0.0.1:$TOLLGATE_B_PORT" --probe-listen "127.0.0.1:$PROBE_B_PORT" \
-  --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" \
-  --exempt-namespace kube-system --exempt-namespace "$TOLLGATE_NS" \
-  --log-format json --cluster --audit-interval 0 --policies "$W/cluster-policies"
-WATCH=tollgate-b STEP_TIMEOUT=60 wait_for "tollgate-b /readyz" curl -sf "http://127.0.0.1:$PROBE_B_PORT/readyz" ||
+start_tollgate_b --cluster --audit-interval 0 --policies "$W/cluster-policies" ||
   fatal "the second replica did not become ready"
 a=$(cm_direct "$TOLLGATE_PORT")
 b=$(cm_direct "$TOLLGATE_B_PORT")
@@ -71,7 +63,6 @@ else
   fail "converged: no status object changed resourceVersion in 30 s"
   diff "$W/rv-before" "$W/rv-after" | sed 's/^/    /'
 fi
-holder() { kubectl get lease tollgate-status -n "$TOLLGATE_NS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 leader=$(holder)
 case "$leader" in
   tollgate-a) leader_proc=tollgate other=tollgate-b ;;

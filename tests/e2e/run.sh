@@ -372,6 +372,19 @@ start_tollgate() { # extra args...
       "https://127.0.0.1:$TOLLGATE_PORT/v1/admit" -X POST -d '{}' -H 'Content-Type: application/json'
 }
 start_tollgate || fatal "tollgate did not come up"
+start_tollgate_b() { # extra args...: a second replica, tollgate-b, on ports of its own
+  TOLLGATE_B_PORT=${TOLLGATE_B_PORT:-$(free_port)}
+  PROBE_B_PORT=${PROBE_B_PORT:-$(free_port)}
+  start tollgate-b env KUBECONFIG="$W/tollgate-kubeconfig" POD_NAMESPACE="$TOLLGATE_NS" POD_NAME=tollgate-b \
+    SERVICE_ACCOUNT_NAME=tollgate "$TOLLGATE_BIN" serve \
+    --listen "127.0.0.1:$TOLLGATE_B_PORT" --probe-listen "127.0.0.1:$PROBE_B_PORT" \
+    --tls-cert "$C/tollgate.crt" --tls-key "$C/tollgate.key" \
+    --exempt-namespace kube-system --exempt-namespace "$TOLLGATE_NS" \
+    --log-format json "$@"
+  WATCH=tollgate-b STEP_TIMEOUT=60 wait_for "tollgate-b /readyz" curl -sf "http://127.0.0.1:$PROBE_B_PORT/readyz"
+}
+# The replica holding the status Lease.
+holder() { kubectl get lease tollgate-status -n "$TOLLGATE_NS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 
 cat >"$W/objects/webhook.yaml" <<EOF
 apiVersion: admissionregistration.k8s.io/v1

@@ -375,7 +375,9 @@ async fn resources(
     Ok(out)
 }
 
-/// Runs a pass every interval while this replica leads, until `shutdown`.
+/// Runs a pass every interval while this replica leads, until `shutdown`. A pass is dropped
+/// where it stands when leadership is lost or at shutdown: only the Lease holder may write
+/// status and reports, and the leader gives the Lease up only after this task has ended.
 pub async fn run(
     client: kube::Client,
     config: ClusterConfig,
@@ -401,8 +403,29 @@ pub async fn run(
         if !*leading.borrow() {
             continue;
         }
-        if let Err(e) = pass(&client, &config, &state, &settings, &shutdown).await {
-            tracing::warn!(error = %e, "audit pass failed; the next one runs at the next interval");
+        tracing::info!("audit pass started");
+        tokio::select! {
+            done = pass(&client, &config, &state, &settings, &shutdown) => {
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "audit pass failed; the next one runs at the next interval");
+                }
+            }
+            () = shutdown.cancelled() => {
+                tracing::info!("audit pass stopped unfinished: shutting down");
+                return;
+            }
+            () = lost(&mut leading) => {
+                tracing::info!("audit pass stopped unfinished: status leadership lost");
+            }
+        }
+    }
+}
+
+/// Resolves when this replica stops leading (or the leader task is gone).
+async fn lost(leading: &mut watch::Receiver<bool>) {
+    loop {
+        if leading.changed().await.is_err() || !*leading.borrow() {
+            return;
         }
     }
 }

@@ -32,17 +32,23 @@ pub const LEASE: &str = "tollgate-status";
 const LEASE_SECONDS: i32 = 15;
 /// How often the holder renews and folds, and others check the Lease.
 const ROUND: Duration = Duration::from_secs(3);
+/// A holder that has not renewed for this long stops leading: two rounds before the Lease
+/// expires, so it has stopped writing before another replica may take the Lease.
+const RENEW_DEADLINE: Duration = Duration::from_secs(LEASE_SECONDS as u64 - 2 * 3);
 
 /// Tries to hold the Lease and, while holding it, folds status each round, until `shutdown`;
-/// then gives the Lease up so another replica takes over at once.
+/// then waits for `writers` (the tasks that write as the leader, which stop at `shutdown`) and
+/// gives the Lease up so another replica takes over at once, never while one of them writes.
 pub async fn run(
     client: kube::Client,
     config: ClusterConfig,
     leading_now: tokio::sync::watch::Sender<bool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
     let mut leading = false;
+    let mut renewed = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval(ROUND);
     loop {
         tokio::select! {
@@ -51,6 +57,9 @@ pub async fn run(
         }
         match hold(&leases, &config.pod_name).await {
             Ok(now) => {
+                if now {
+                    renewed = tokio::time::Instant::now();
+                }
                 if now != leading {
                     tracing::info!(
                         lease = LEASE,
@@ -64,12 +73,26 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::warn!(error = %e, lease = LEASE, "cannot read or renew the Lease");
+                // Step down before the Lease can expire and another replica take it, as
+                // client-go's renew deadline does: two leaders must never write at once.
+                if leading && renewed.elapsed() >= RENEW_DEADLINE {
+                    tracing::info!(
+                        lease = LEASE,
+                        leader = false,
+                        "status leadership lost: not renewed in time"
+                    );
+                    leading = false;
+                    leading_now.send_replace(false);
+                }
                 continue;
             }
         }
         if leading && let Err(e) = fold(&client, &config).await {
             tracing::warn!(error = %e, "cannot fold status; retrying next round");
         }
+    }
+    for writer in writers {
+        let _ = writer.await;
     }
     if leading {
         release(&leases, &config.pod_name).await;

@@ -305,7 +305,7 @@ impl Server {
                 shutdown.clone(),
             ));
             let (leading, leading_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(crate::cluster::audit::run(
+            let audit = tokio::spawn(crate::cluster::audit::run(
                 client.clone(),
                 cluster_config.clone(),
                 state.clone(),
@@ -317,6 +317,7 @@ impl Server {
                 client,
                 cluster_config,
                 leading,
+                vec![audit],
                 shutdown.clone(),
             )));
         }
