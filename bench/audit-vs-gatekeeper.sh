@@ -33,6 +33,11 @@ STEP_TIMEOUT=900
 GK_NS=gatekeeper-system
 GKA_SCRIPT="$ROOT/bench/audit-vs-gatekeeper.sh"
 GKA_RELEASE=1
+if [ -z "${GKA_IN_NETNS:-}" ] && [ "$ADMISSION_RATE" -gt 0 ]; then
+  # On the host: nothing can be downloaded inside the namespace.
+  OHA_BIN=$(bash "$ROOT/bench/install-oha.sh" | tail -n 1)/oha || { echo "FAIL: bench/install-oha.sh"; exit 1; }
+  export OHA_BIN
+fi
 source "$HERE/cluster.sh"
 mkdir -p "$W/samples"
 
@@ -268,8 +273,8 @@ stop tollgate
 # included, which the audit's lists keep busy.
 declare -A ADMISSION=()
 if [ "$ADMISSION_RATE" -gt 0 ]; then
-  oha_bin=$(bash "$ROOT/bench/install-oha.sh" | tail -n 1)/oha
-  [ -x "$oha_bin" ] || fatal "oha not installed by bench/install-oha.sh"
+  oha_bin=${OHA_BIN:-}
+  [ -x "$oha_bin" ] || fatal "oha not installed by bench/install-oha.sh (OHA_BIN='$oha_bin')"
   python3 - >"$W/objects/review.json" <<'EOF'
 import json
 pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "admitted", "namespace": "bench-0"},

@@ -378,7 +378,47 @@ async fn resources(
 /// Runs a pass every interval while this replica leads, until `shutdown`. A pass is dropped
 /// where it stands when leadership is lost or at shutdown: only the Lease holder may write
 /// status and reports, and the leader gives the Lease up only after this task has ended.
+///
+/// The passes run on a runtime of their own, on a thread of their own: parsing each listed
+/// chunk and turning it into reviews is CPU work that must never sit on the worker threads
+/// that answer admission requests.
 pub async fn run(
+    client: kube::Client,
+    config: ClusterConfig,
+    state: AppState,
+    settings: AuditSettings,
+    leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    if settings.interval.is_zero() {
+        return;
+    }
+    let (ended, ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    runtime.block_on(passes(client, config, state, settings, leading, shutdown))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the audit's runtime; no audit"),
+            }
+            let _ = ended.send(());
+        });
+    match thread {
+        // The sender is dropped with the thread, whatever way it ends.
+        Ok(_) => {
+            let _ = ended_rx.await;
+        }
+        Err(e) => tracing::error!(error = %e, "cannot start the audit's thread; no audit"),
+    }
+}
+
+/// The audit loop, on the audit's own runtime.
+async fn passes(
     client: kube::Client,
     config: ClusterConfig,
     state: AppState,
@@ -386,9 +426,6 @@ pub async fn run(
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    if settings.interval.is_zero() {
-        return;
-    }
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
