@@ -1077,7 +1077,9 @@ def gatekeeper_servers(opa_pack):
             shutil.copy(os.path.join(ROOT, "constraints", pkg, "template.yaml"), os.path.join(files, f"{pkg}-template.yaml"))
             shutil.copy(os.path.join(ROOT, "constraints", pkg, "samples", "tracker", "constraint.yaml"),
                         os.path.join(files, f"{pkg}-constraint.yaml"))
-        shutil.copy(os.path.join(ROOT, "constraints", pkg, "samples", "tracker", "expansion.yaml"),
+        # Every template ships the same ExpansionTemplate (Deployments as Pods): one copy.
+        first = next(iter(TEMPLATES.values()))
+        shutil.copy(os.path.join(ROOT, "constraints", first, "samples", "tracker", "expansion.yaml"),
                     os.path.join(files, "expansion.yaml"))
         os.makedirs(os.path.join(WORK, "no-policies"))
     cluster_env = dict(os.environ, KUBECONFIG=os.environ["BENCH_KUBECONFIG"], POD_NAMESPACE=GK_NAMESPACE)
