@@ -69,8 +69,11 @@ COLD_STARTS = env_int("BENCH_COLD_STARTS", 2 if QUICK else 5)
 SERVER_CPU = env_int("BENCH_SERVER_CPU", 1)
 LOAD_CPU = env_int("BENCH_LOAD_CPU", 0)
 ONLY = os.environ.get("BENCH_ONLY", "")
-# A partial run must not replace the whole generated section.
-WRITE = os.environ.get("BENCH_WRITE", "0" if QUICK else "1") not in ("", "0") and not ONLY
+WRITE_WANTED = os.environ.get("BENCH_WRITE", "0" if QUICK else "1") not in ("", "0")
+# A partial run must not replace the whole generated section; BENCH_ONLY=gatekeeper rewrites only
+# its own (the Gatekeeper section, which a full run rewrites too).
+WRITE = WRITE_WANTED and not ONLY
+WRITE_GATEKEEPER = WRITE_WANTED and ONLY in ("", "gatekeeper")
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(ROOT, "BENCHMARKS.md"))
 
 # tollgate runs as the chart runs it: RUST_LIB_BACKTRACE=0, so that a RUST_BACKTRACE=1 in the
@@ -82,6 +85,8 @@ TOLLGATE = os.environ["TOLLGATE_BIN"]
 DIVAN = os.environ.get("TOLLGATE_DECISION_BENCH", "")  # not needed with BENCH_ONLY=bulk
 OPA = os.environ["OPA_BIN"]
 OHA = os.environ.get("OHA_BIN", "")  # not needed with BENCH_ONLY=bulk
+GATEKEEPER = os.environ.get("GATEKEEPER_BIN", "")  # Gatekeeper's manager, for the Gatekeeper part
+GATOR = os.environ.get("GATOR_BIN", "")
 
 TEMPLATES = {  # kind -> package (= directory under policies/ and constraints/)
     "K8sAllowedRegistries": "k8sallowedregistries",
@@ -424,14 +429,16 @@ def opa_bench(files, input_path, query, v0=False):
 
 
 class Server:
-    def __init__(self, name, cmd, url, probe, probe_tls=False):
+    def __init__(self, name, cmd, url, probe, probe_tls=False, env=None):
         self.name, self.cmd, self.url, self.probe, self.probe_tls = name, cmd, url, probe, probe_tls
+        self.env = env
         self.proc = None
 
     def start(self):
         self.log = open(os.path.join(WORK, f"{self.name}.log"), "a")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        t0 = self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=self.env)
         CHILDREN.append(self.proc)
         ready = wait_ready(self.proc, self.probe, self.probe_tls, self.name)
         return ready - t0
@@ -440,6 +447,16 @@ class Server:
         stop(self.proc)
         CHILDREN.remove(self.proc)
         self.log.close()
+
+
+def make_opa_server(opa_pack, cert, key, tls=True, name="opa"):
+    port, diag = free_port(), free_port()
+    cmd = [OPA, "run", "--server", "--addr", f"127.0.0.1:{port}", "--diagnostic-addr", f"127.0.0.1:{diag}",
+           "--log-level", "error", "--skip-version-check"]
+    if tls:
+        cmd += ["--tls-cert-file", cert, "--tls-private-key-file", key]
+    return Server(name, pinned(SERVER_CPU, cmd + opa_pack), f"https://127.0.0.1:{port}/",
+                  ("127.0.0.1", diag, "/health"), probe_tls=tls)
 
 
 def insecure_context():
@@ -633,15 +650,15 @@ def render(rows, notes, m):
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(section):
+def write_markdown(section, begin=BEGIN, end=END):
     try:
         with open(OUTPUT) as f:
             text = f.read()
     except FileNotFoundError:
         text = "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + section.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section
@@ -692,10 +709,16 @@ def main():
             print(f"- {n}")
         log("BENCH_ONLY=bulk: BENCHMARKS.md left as it is")
         return
+    if not (OHA and GATEKEEPER and GATOR and os.environ.get("BENCH_KUBECONFIG")):
+        fail("OHA_BIN, GATEKEEPER_BIN, GATOR_BIN and the cluster of bench/gatekeeper-cluster.sh are needed "
+             "(run through bench/run.sh)")
+    if ONLY == "gatekeeper":
+        gatekeeper_only(opa_pack)
+        return
     if ONLY:
-        fail(f"BENCH_ONLY={ONLY}: only 'bulk' can run alone")
-    if not (DIVAN and OHA):
-        fail("TOLLGATE_DECISION_BENCH and OHA_BIN are needed (run through bench/run.sh)")
+        fail(f"BENCH_ONLY={ONLY}: only 'bulk' or 'gatekeeper' can run alone")
+    if not DIVAN:
+        fail("TOLLGATE_DECISION_BENCH is needed (run through bench/run.sh)")
 
     def write_json(name, value):
         path = os.path.join(WORK, name)
@@ -767,13 +790,7 @@ def main():
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
 
     def opa_server(tls=True):
-        port, diag = free_port(), free_port()
-        cmd = [OPA, "run", "--server", "--addr", f"127.0.0.1:{port}", "--diagnostic-addr", f"127.0.0.1:{diag}",
-               "--log-level", "error", "--skip-version-check"]
-        if tls:
-            cmd += ["--tls-cert-file", cert, "--tls-private-key-file", key]
-        return Server("opa", pinned(SERVER_CPU, cmd + opa_pack), f"https://127.0.0.1:{port}/",
-                      ("127.0.0.1", diag, "/health"), probe_tls=tls)
+        return make_opa_server(opa_pack, cert, key, tls)
 
     def tollgate_server(mode):
         port, probe = free_port(), free_port()
@@ -919,6 +936,18 @@ def main():
         log(f"wrote the generated section of {OUTPUT}")
     else:
         log("BENCH_WRITE=0 (or BENCH_QUICK=1): BENCHMARKS.md left as it is")
+    gatekeeper_only(opa_pack)
+
+
+def gatekeeper_only(opa_pack):
+    section = gatekeeper_part(opa_pack)
+    print()
+    print(section)
+    if WRITE_GATEKEEPER:
+        write_markdown(section, GK_BEGIN, GK_END)
+        log(f"wrote the Gatekeeper section of {OUTPUT}")
+    else:
+        log("BENCH_WRITE=0 (or BENCH_QUICK=1): the Gatekeeper section of BENCHMARKS.md left as it is")
 
 
 def bulk(opa_pack):
@@ -976,6 +1005,307 @@ def bulk(opa_pack):
         "tollgate's inputs: every Pod is then read and synced before the first review, as `gator test` does.",
     ]
     return rows, notes
+
+
+# === 5. Gatekeeper's webhook, and the CLI tools ===
+
+GK_BEGIN = "<!-- BEGIN GENERATED by bench/run.sh (Gatekeeper): do not edit by hand -->"
+GK_END = "<!-- END GENERATED by bench/run.sh (Gatekeeper) -->"
+GK_NAMESPACE = "gatekeeper-system"
+# The denied variant breaks K8sRequiredRuntimeClass only: a denial naming this constraint is the
+# steady-state answer, one without it (an empty or partial policy set, an error) is not.
+DENIED_BY = "tracker-runtime-class"
+GK_SIDES = {  # side -> how it runs, for the table
+    "gatekeeper": "Gatekeeper v3.23.0 webhook, syncing templates and constraints from the API server",
+    "tollgate-files": "tollgate serve --policies (the pack's templates, constraints and ExpansionTemplate as files)",
+    "tollgate-pack": "tollgate serve, the embedded pack",
+    "tollgate-cluster": "tollgate serve --cluster, syncing from the same API server (no files, no pack)",
+    "opa": "opa run --server, system.main over the pack's Rego (as above)",
+}
+
+
+def kubectl(*args, ok=(0,)):
+    return run(["kubectl", "--kubeconfig", os.environ["BENCH_KUBECONFIG"], *args], ok=ok)
+
+
+def post_quiet(url, body, timeout=2):
+    """The AdmissionReview's response, or None if the server is not answering 200 yet."""
+    try:
+        host, rest = url.split("//", 1)[1].split("/", 1)
+        h, p = host.split(":")
+        c = http.client.HTTPSConnection(h, int(p), context=TLS_CLIENT, timeout=timeout)
+        c.request("POST", "/" + rest, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return json.loads(data)["response"] if r.status == 200 else None
+    except (OSError, ValueError, KeyError, http.client.HTTPException):
+        return None
+
+
+def correct_denial(response):
+    return bool(response) and response.get("allowed") is False and \
+        DENIED_BY in (response.get("status") or {}).get("message", "")
+
+
+def start_measured(server, limit=60.0):
+    """Starts the server; returns (seconds to ready, seconds to the first correct denial, VmRSS in
+    KiB one second after that). The denial is polled once the server is ready, from the spawn on."""
+    ready = server.start()
+    deadline = time.perf_counter() + limit
+    while True:
+        if correct_denial(post_quiet(server.url, admission_review(DENIED))):
+            denial = time.perf_counter() - server.t0
+            break
+        if server.proc.poll() is not None:
+            fail(f"{server.name} exited with {server.proc.returncode} before its first denial; see {WORK}")
+        if time.perf_counter() > deadline:
+            fail(f"{server.name} did not deny the variant within {limit:.0f}s of being ready; see {WORK}")
+        time.sleep(0.0002)
+    time.sleep(1)
+    return ready, denial, status_kib(server.proc.pid, "VmRSS")
+
+
+def gatekeeper_servers(opa_pack):
+    """side -> a function making a fresh Server of that side; all serve the cluster's certificate."""
+    certs = os.environ["BENCH_GK_CERT_DIR"]
+    cert, key = os.path.join(certs, "tls.crt"), os.path.join(certs, "tls.key")
+    files = os.path.join(WORK, "pack-files")
+    if not os.path.isdir(files):
+        os.makedirs(files)
+        for pkg in TEMPLATES.values():
+            shutil.copy(os.path.join(ROOT, "constraints", pkg, "template.yaml"), os.path.join(files, f"{pkg}-template.yaml"))
+            shutil.copy(os.path.join(ROOT, "constraints", pkg, "samples", "tracker", "constraint.yaml"),
+                        os.path.join(files, f"{pkg}-constraint.yaml"))
+        # Every template ships the same ExpansionTemplate (Deployments as Pods): one copy.
+        first = next(iter(TEMPLATES.values()))
+        shutil.copy(os.path.join(ROOT, "constraints", first, "samples", "tracker", "expansion.yaml"),
+                    os.path.join(files, "expansion.yaml"))
+        os.makedirs(os.path.join(WORK, "no-policies"))
+    cluster_env = dict(os.environ, KUBECONFIG=os.environ["BENCH_KUBECONFIG"], POD_NAMESPACE=GK_NAMESPACE)
+
+    def gatekeeper():
+        port, health = free_port(), free_port()
+        cache = tempfile.mkdtemp(prefix="gk-cache-", dir=WORK)
+        # The chart's controller-manager arguments (default values), what running outside a Pod
+        # needs (--debug-use-fake-pod, --host, POD_NAME), free ports for everything it listens on.
+        cmd = [GATEKEEPER, "--operation=webhook", "--operation=generate",
+               f"--port={port}", "--host=127.0.0.1", f"--health-addr=127.0.0.1:{health}",
+               f"--prometheus-port={free_port()}", "--metrics-addr=0", "--logtostderr", "--log-denies=false",
+               "--log-level=INFO", f"--exempt-namespace={GK_NAMESPACE}", "--enable-external-data=true",
+               "--enable-generator-resource-expansion=true", "--disable-cert-rotation", f"--cert-dir={certs}",
+               "--max-serving-threads=-1", "--tls-min-version=1.3", "--enable-k8s-native-validation=true",
+               "--disable-opa-builtin=http.send", "--debug-use-fake-pod", f"--api-cache-dir={cache}",
+               "--shutdown-delay=0", f"--kubeconfig={os.environ['BENCH_KUBECONFIG']}"]
+        env = dict(cluster_env, POD_NAME="gatekeeper-controller-manager-0", NAMESPACE=GK_NAMESPACE,
+                   CONTAINER_NAME="manager")
+        return Server("gatekeeper", pinned(SERVER_CPU, cmd), f"https://127.0.0.1:{port}/v1/admit",
+                      ("127.0.0.1", health, "/readyz"), env=env)
+
+    def tollgate(side, extra, env=None):
+        def make():
+            port, probe = free_port(), free_port()
+            cmd = [TOLLGATE, "serve", "--listen", f"127.0.0.1:{port}", "--probe-listen", f"127.0.0.1:{probe}",
+                   "--tls-cert", cert, "--tls-key", key, "--exempt-namespace", GK_NAMESPACE] + extra
+            return Server(side, pinned(SERVER_CPU, cmd), f"https://127.0.0.1:{port}/v1/admit",
+                          ("127.0.0.1", probe, "/readyz"), env=env)
+        return make
+
+    return {
+        "gatekeeper": gatekeeper,
+        "tollgate-files": tollgate("tollgate-files", ["--policies", files]),
+        "tollgate-pack": tollgate("tollgate-pack", []),
+        "tollgate-cluster": tollgate("tollgate-cluster", [
+            "--cluster", "--audit-interval", "0", "--policies", os.path.join(WORK, "no-policies")],
+            env=dict(cluster_env, POD_NAME="tollgate-0")),
+        "opa": lambda: make_opa_server(opa_pack, cert, key),
+    }
+
+
+def gatekeeper_setup(make):
+    """Constraints on the cluster: their CRDs come from Gatekeeper's generator, so Gatekeeper runs
+    once first (unmeasured) until each of the pack's kinds has its CRD Established."""
+    s = make["gatekeeper"]()
+    s.start()
+    for kind in TEMPLATES:
+        crd = f"crd/{kind.lower()}.constraints.gatekeeper.sh"
+        deadline = time.perf_counter() + 120
+        while kubectl("wait", "--for", "condition=Established", "--timeout", "5s", crd, ok=(0, 1)).returncode:
+            if time.perf_counter() > deadline or s.proc.poll() is not None:
+                fail(f"Gatekeeper did not create {crd}; see {WORK}/gatekeeper.log")
+            time.sleep(0.5)
+    kubectl("apply", *[a for pkg in TEMPLATES.values() for a in
+                       ("-f", os.path.join(ROOT, "constraints", pkg, "samples", "tracker", "constraint.yaml"))])
+    deadline = time.perf_counter() + 120
+    while not correct_denial(post_quiet(s.url, admission_review(DENIED))):
+        if time.perf_counter() > deadline:
+            fail(f"Gatekeeper did not start denying after the constraints were applied; see {WORK}/gatekeeper.log")
+        time.sleep(0.2)
+    s.stop()
+
+
+def cli_rows():
+    """`tollgate verify` against `gator verify`, `tollgate test` against `opa test`: wall time of
+    the whole process on the server core, medians over the rounds; both must exit alike."""
+    cases = [
+        ("verify, the pack (constraints/...)", [TOLLGATE, "verify", "constraints/..."],
+         [GATOR, "verify", "constraints/..."], "gator verify"),
+        ("verify, tests/suites/...", [TOLLGATE, "verify", "tests/suites/..."],
+         [GATOR, "verify", "tests/suites/..."], "gator verify"),
+        ("test, the pack's Rego (policies/)", [TOLLGATE, "test", "policies/"], [OPA, "test", "policies/"], "opa test"),
+    ]
+    times = {label: ([], []) for label, *_ in cases}
+    for rnd in range(ROUNDS):
+        log(f"CLI tools, round {rnd + 1}/{ROUNDS}")
+        for label, tcmd, ocmd, _ in cases:
+            codes = []
+            for cmd, acc in ((tcmd, times[label][0]), (ocmd, times[label][1])):
+                out = os.path.join(WORK, "cli-" + re.sub(r"\W+", "-", label) + "-" + os.path.basename(cmd[0]))
+                with open(out, "w") as f:
+                    t0 = time.perf_counter()
+                    codes.append(subprocess.call(pinned(SERVER_CPU, cmd), stdout=f, stderr=subprocess.STDOUT, cwd=ROOT))
+                    acc.append(time.perf_counter() - t0)
+            if codes[0] != codes[1]:
+                fail(f"{label}: tollgate exited {codes[0]}, {cases[0][3]} {codes[1]}; see {WORK}")
+    rows = []
+    for label, _, _, other in cases:
+        a, b = median(times[label][0]), median(times[label][1])
+        rows.append([f"`tollgate {label.split(',')[0]}` vs `{other}`: {label.split(', ', 1)[1]}",
+                     fmt_time(a), fmt_time(b), fmt_ratio(a, b)])
+    return rows
+
+
+def gatekeeper_part(opa_pack):
+    """5. The webhooks on the private cluster: Gatekeeper's own, tollgate three ways, OPA. Returns
+    the rendered section (markdown, without its markers' surroundings)."""
+    make = gatekeeper_servers(opa_pack)
+    log("Gatekeeper: creating the constraint CRDs (Gatekeeper's generator) and the constraints")
+    gatekeeper_setup(make)
+    sides = list(GK_SIDES)
+    servers = [make[side]() for side in sides]
+    for s in servers:
+        start_measured(s)  # ready and denying: verdicts are compared on the settled policy set
+    log("Gatekeeper part: checking that the servers agree on the reference pod and the denied variant")
+    check_verdicts(servers)
+    for s in servers:
+        s.stop()
+    body = os.path.join(WORK, "ar-reference.json")
+    with open(body, "w") as f:
+        json.dump(admission_review(REFERENCE), f)
+    starts = {s: [] for s in sides}  # (ready, denial, idle rss kib)
+
+    def measured(side, rate=None):
+        s = make[side]()
+        starts[side].append(start_measured(s))
+        r = load_run(s, body, rate)
+        s.stop()
+        return r
+
+    maxrun = {s: [] for s in sides}
+    for rnd in range(ROUNDS):
+        for side in sides:
+            log(f"Gatekeeper part, max throughput, round {rnd + 1}/{ROUNDS}: {side}")
+            maxrun[side].append(measured(side))
+            r = maxrun[side][-1]
+            log(f"  {r['rps']:.0f} req/s; server core {r['server_busy']:.0%}, others {r['others_busy']:.0%}; "
+                f"ready {fmt_time(starts[side][-1][0])}, first denial {fmt_time(starts[side][-1][1])}")
+    rate = max(1, int(median([r["rps"] for r in maxrun["gatekeeper"]]) / 2))
+    fixed = {s: [] for s in sides}
+    for rnd in range(ROUNDS):
+        for side in sides:
+            log(f"Gatekeeper part, {rate} req/s, round {rnd + 1}/{ROUNDS}: {side}")
+            fixed[side].append(measured(side, rate))
+            r = fixed[side][-1]
+            log(f"  p50 {fmt_time(r['p50'])}, p99 {fmt_time(r['p99'])}, p99.9 {fmt_time(r['p999'])}")
+    cli = cli_rows()
+
+    med = lambda runs, k: median([r[k] for r in runs])
+    v = {side: {
+        "rps": med(maxrun[side], "rps"),
+        "p50": med(fixed[side], "p50"), "p99": med(fixed[side], "p99"), "p999": med(fixed[side], "p999"),
+        "ready": median([x[0] for x in starts[side]]), "denial": median([x[1] for x in starts[side]]),
+        "idle": median([x[2] for x in starts[side]]) / 1024,
+        "peak": max(r["hwm_kib"] for r in maxrun[side] + fixed[side]) / 1024,
+    } for side in sides}
+    g, t = v["gatekeeper"], v["tollgate-files"]
+
+    def at_least(ratio, goal):
+        return f"≥ {goal}×: met ({ratio:.1f}×)" if ratio >= goal else \
+            f"≥ {goal}×: missed ({ratio:.1f}×, {goal / ratio:.1f}× short)"
+
+    def at_most_fraction(ratio, goal):  # ratio = tollgate/Gatekeeper; the goal is ≤ 1/goal
+        return f"≤ 1/{goal}: met (1/{1 / ratio:.1f})" if ratio <= 1 / goal else \
+            f"≤ 1/{goal}: missed (1/{1 / ratio:.1f}, {ratio * goal:.1f}× over)"
+
+    tail_limit = min(v["opa"]["p999"], g["p999"])
+    tail = (f"≤ OPA's and Gatekeeper's ({fmt_time(tail_limit)}): met" if t["p999"] <= tail_limit else
+            f"≤ OPA's and Gatekeeper's ({fmt_time(tail_limit)}): missed by {fmt_time(t['p999'] - tail_limit)} "
+            f"({t['p999'] / tail_limit:.2f}×)")
+    mib = lambda x: f"{x:.1f}"
+    metrics = [
+        ("HTTPS max throughput, req/s", "rps", lambda x: f"{x:.0f}", at_least(t["rps"] / g["rps"], 20)),
+        (f"HTTPS p50 at {rate} req/s", "p50", fmt_time, ""),
+        (f"HTTPS p99 at {rate} req/s", "p99", fmt_time, at_most_fraction(t["p99"] / g["p99"], 10)),
+        (f"HTTPS p99.9 at {rate} req/s", "p999", fmt_time, tail),
+        ("Cold start to ready", "ready", fmt_time, ""),
+        ("Cold start to the first correct denial", "denial", fmt_time, at_least(g["denial"] / t["denial"], 50)),
+        ("RSS idle (1 s after the first denial), MiB", "idle", mib, ""),
+        ("Peak RSS under load, MiB", "peak", mib, at_most_fraction(t["peak"] / g["peak"], 10)),
+    ]
+    header = ["Measurement", "Gatekeeper", "tollgate files", "tollgate pack", "tollgate --cluster", "OPA",
+              "files/Gatekeeper", "Goal (tollgate files against Gatekeeper)"]
+    rows = []
+    for label, k, show, goal in metrics:
+        rows.append([label] + [show(v[s][k]) for s in sides] + [fmt_ratio(t[k], g[k]), goal])
+    cli_header = ["CLI, whole process on one core (median)", "tollgate", "other", "tollgate/other"]
+    notes = [f"`{s}`: {GK_SIDES[s]}." for s in sides]
+    notes += [
+        f"Fixed rate {rate} req/s = half of Gatekeeper's median max throughput. The goal column judges "
+        "`tollgate serve --policies` (files), as the issue's first measurement did; p99.9 is judged against "
+        "OPA's and Gatekeeper's in the same runs.",
+        f"Every server ran pinned to CPU {SERVER_CPU} (Go's GOMAXPROCS follows the affinity: 1), with the same "
+        "ECDSA P-256 certificate; oha, etcd and kube-apiserver on CPU "
+        f"{LOAD_CPU}; all in a private network namespace. Cold start: {len(starts['gatekeeper'])} starts each "
+        "(the fresh process of every load run); the first correct denial is polled with new HTTPS connections "
+        "once the server is ready, and measured from the spawn.",
+    ]
+    for side in sides:
+        notes.append(f"Max-throughput runs of {side}: the server used "
+                     f"{median([r['server_busy'] for r in maxrun[side]]):.0%} of its core, other processes "
+                     f"{median([r['others_busy'] for r in maxrun[side]]):.0%} of it.")
+    notes.append("`tests/suites/` holds no Rego unit tests, so `tollgate test` and `opa test` are compared on "
+                 "`policies/` only.")
+    return render_gatekeeper(header, rows, cli_header, cli, notes)
+
+
+def markdown_table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_gatekeeper(header, rows, cli_header, cli, notes):
+    m = machine()
+    lines = [
+        GK_BEGIN, "",
+        f"Generated by `bash bench/run.sh` on {m['date']}: BENCH_ROUNDS={ROUNDS}, BENCH_SECONDS={SECONDS:g}, "
+        f"BENCH_CONCURRENCY={CONCURRENCY}{', BENCH_QUICK=1' if QUICK else ''}{', BENCH_ONLY=' + ONLY if ONLY else ''}. "
+        "Medians over the rounds.", "",
+        f"- CPU: {m['cpu']}, {m['cpus']} logical CPUs; load average when the run started: {m['load']}, "
+        f"at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        f"- tollgate: commit {m['tollgate']}; Gatekeeper: v3.23.0 (its manager, built by tests/tools/install.sh); "
+        f"gator: {version_line([GATOR, '--version'])}; OPA: {m['opa']}; load tool: {m['oha']}", "",
+    ]
+    lines += markdown_table(header, rows) + [""] + markdown_table(cli_header, cli) + [""]
+    lines += [f"- {n}" for n in notes] + ["", GK_END]
+    return "\n".join(lines) + "\n"
+
+
+def version_line(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return ((out.stdout or out.stderr).strip().splitlines() or ["unknown"])[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def tollgate_denied(path):

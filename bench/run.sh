@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of tollgate against the real OPA, on this machine and the same inputs:
-# per-decision cost, HTTPS throughput and latency, cold start, RSS, and bulk evaluation. Prints a
-# table and rewrites the generated section of BENCHMARKS.md (see there for what is measured).
+# per-decision cost, HTTPS throughput and latency, cold start, RSS, and bulk evaluation; then
+# against Gatekeeper v3.23.0's own webhook (and OPA again) on a private cluster
+# (bench/gatekeeper-cluster.sh), and the CLI tools against gator and opa. Prints the tables and
+# rewrites the two generated sections of BENCHMARKS.md (see there for what is measured).
 #
 #   BENCH_ROUNDS          rounds per measurement, sides alternating; medians reported (default 3)
 #   BENCH_SECONDS         duration of each measured HTTPS load run (default 10)
@@ -15,11 +17,15 @@
 #   BENCH_QUICK=1         smoke test: 1 round, 2 s runs, 2,000 Pods; BENCHMARKS.md left alone
 #   BENCH_ONLY=bulk       only the bulk part (no servers, no load tool, no divan); printed, and
 #                         BENCHMARKS.md left alone
+#   BENCH_ONLY=gatekeeper only the Gatekeeper part (webhooks on the private cluster, CLI tools; no
+#                         divan); printed, and only the Gatekeeper section of BENCHMARKS.md rewritten
 #   BENCH_WRITE=0         do not rewrite BENCHMARKS.md (BENCH_OUTPUT: another file to rewrite)
 #   BENCH_KEEP_WORK=1     keep the temporary directory with inputs, outputs and server logs
 #   TOLLGATE_BIN          tollgate binary to measure (default: built here with cargo build --release)
 #   TOLLGATE_DECISION_BENCH  divan bench binary (default: built here with cargo bench --no-run)
-# Needs: cargo, go (to install OPA), python3, openssl, taskset (util-linux), and two CPU cores.
+# Needs: cargo, go (to install OPA, gator and Gatekeeper), python3, openssl, taskset (util-linux),
+# unshare and ip (for the private network namespace; without them the cluster uses the host's
+# loopback), and two CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,15 +37,18 @@ done
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | bulk) ;;
-  *) die "BENCH_ONLY=$only: only 'bulk' can run alone" ;;
+  "" | bulk | gatekeeper) ;;
+  *) die "BENCH_ONLY=$only: only 'bulk' or 'gatekeeper' can run alone" ;;
 esac
 
 echo "bench: installing the pinned tools (tests/tools/install.sh, bench/install-oha.sh)" >&2
 tools_bin=$(bash tests/tools/install.sh | tail -n 1)
 export OPA_BIN="$tools_bin/opa"
 [ -x "$OPA_BIN" ] || die "opa not found at $OPA_BIN after tests/tools/install.sh"
-if [ -z "$only" ]; then
+export GATOR_BIN="$tools_bin/gator" GATEKEEPER_BIN="$tools_bin/gatekeeper"
+[ -x "$GATOR_BIN" ] && [ -x "$GATEKEEPER_BIN" ] ||
+  die "gator or gatekeeper not found in $tools_bin after tests/tools/install.sh"
+if [ "$only" != bulk ]; then
   oha_bin=$(bash bench/install-oha.sh | tail -n 1)
   export OHA_BIN="$oha_bin/oha"
   [ -x "$OHA_BIN" ] || die "oha not found at $OHA_BIN after bench/install-oha.sh"
@@ -54,11 +63,16 @@ fi
 TOLLGATE_BIN=$(realpath "$TOLLGATE_BIN")
 export TOLLGATE_BIN
 
-# The divan bench is run as its binary (not through cargo bench) so that it can be pinned to the
-# server core like everything else measured; cargo reports where it built it.
-if [ -n "$only" ]; then
+# The webhooks run beside a private cluster (etcd, kube-apiserver, Gatekeeper's CRDs); the bulk
+# part needs none.
+if [ "$only" = bulk ]; then
   exec python3 bench/bench.py
 fi
+if [ "$only" = gatekeeper ]; then
+  exec bash bench/gatekeeper-cluster.sh python3 bench/bench.py
+fi
+# The divan bench is run as its binary (not through cargo bench) so that it can be pinned to the
+# server core like everything else measured; cargo reports where it built it.
 if [ -z "${TOLLGATE_DECISION_BENCH:-}" ]; then
   echo "bench: cargo bench -p tollgate-engine --bench decision --no-run" >&2
   build_json=$(cargo bench -p tollgate-engine --bench decision --no-run --message-format=json-render-diagnostics) \
@@ -74,4 +88,4 @@ fi
 TOLLGATE_DECISION_BENCH=$(realpath "$TOLLGATE_DECISION_BENCH")
 export TOLLGATE_DECISION_BENCH
 
-exec python3 bench/bench.py
+exec bash bench/gatekeeper-cluster.sh python3 bench/bench.py

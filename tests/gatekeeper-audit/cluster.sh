@@ -1,5 +1,6 @@
-# Sourced by run.sh and bench/audit-vs-gatekeeper.sh: the tools, a new network namespace, the
-# process helpers of tests/e2e/run.sh, and etcd + kube-apiserver v1.30.14 on loopback with
+# Sourced by run.sh, bench/audit-vs-gatekeeper.sh and bench/gatekeeper-cluster.sh: the tools, a
+# new network namespace, the process helpers of tests/e2e/run.sh, and etcd + kube-apiserver
+# v1.30.14 on loopback with
 # Gatekeeper's CRDs. Expects ROOT and GKA_SCRIPT (the script to run again inside the namespace);
 # GKA_RELEASE=1 builds tollgate with --release when TOLLGATE_BIN is not set. Sets W (the work
 # directory), KUBECONFIG, C (certificates), GK_MOD, TOLLGATE_BIN, and the gatekeeper certificate
