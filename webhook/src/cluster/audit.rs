@@ -397,8 +397,10 @@ pub async fn run(
     let thread = std::thread::Builder::new()
         .name("audit".into())
         .spawn(move || {
+            background_priority();
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_start(background_priority)
                 .build()
             {
                 Ok(runtime) => {
@@ -414,6 +416,23 @@ pub async fn run(
             let _ = ended_rx.await;
         }
         Err(e) => tracing::error!(error = %e, "cannot start the audit's thread; no audit"),
+    }
+}
+
+/// Puts the calling thread (and the threads it starts, which inherit it) under `SCHED_IDLE`: it
+/// runs only on CPU time that nothing else wants, so an audit never delays an admission review
+/// on a busy node. No privilege is needed to lower one's own priority.
+fn background_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    if let Err(e) = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    ) {
+        tracing::warn!(error = ?e, "cannot lower the audit's thread priority; it competes with admission");
     }
 }
 
@@ -716,6 +735,25 @@ pub async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audit_threads_and_those_they_start_run_under_sched_idle() {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let (own, child) = std::thread::spawn(|| {
+            background_priority();
+            let child = std::thread::spawn(thread_schedule_policy).join().unwrap();
+            (thread_schedule_policy(), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(own.unwrap(), idle);
+        assert_eq!(child.unwrap(), idle);
+        // Admission's threads keep the normal policy.
+        assert_ne!(thread_schedule_policy().unwrap(), idle);
+    }
 
     fn v(ns: &str, name: &str) -> StatusViolation {
         StatusViolation {
