@@ -320,7 +320,7 @@ fn evaluate_constraints(
         }
         outcome.prints.extend(evaluation.prints);
         let (results, is_error) = match evaluation.result {
-            Ok(value) => (parse_results(&value), false),
+            Ok(value) => (decode_results(&value), false),
             // Gatekeeper's driver turns an evaluation error into one result per constraint.
             Err(e) => (vec![(e, Value::Object(Default::default()))], true),
         };
@@ -339,8 +339,8 @@ fn evaluate_constraints(
 }
 
 /// The hook's projection: each result needs `msg`; `details` defaults to `{}`; results equal in
-/// both count once.
-fn parse_results(value: &RegoValue) -> Vec<(String, Value)> {
+/// both count once. Public for the per-step benchmark (`engine/benches/decision.rs`).
+pub fn decode_results(value: &RegoValue) -> Vec<(String, Value)> {
     let items: Vec<&RegoValue> = match value {
         RegoValue::Set(s) => s.iter().collect(),
         RegoValue::Array(a) => a.iter().collect(),
