@@ -226,11 +226,17 @@ mod step {
         input
     }
 
-    /// `input.review` as regorus's value, from the parsed request.
-    #[divan::bench]
-    fn review_to_value(bencher: Bencher) {
+    /// `input.review` as regorus's value, from the parsed request: regorus's serde conversion
+    /// and tollgate's direct one (what a decision runs).
+    #[divan::bench(args = ["serde", "direct"])]
+    fn review_to_value(bencher: Bencher, how: &str) {
         let (_, review) = reference();
-        bencher.bench(|| RegoValue::deserialize(black_box(&review.request)).unwrap());
+        match how {
+            "serde" => {
+                bencher.bench(|| RegoValue::deserialize(black_box(&review.request)).unwrap())
+            }
+            _ => bencher.bench(|| tollgate_engine::rego::to_rego(black_box(&review.request))),
+        }
     }
 
     /// Every constraint's match against the review.

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regorus::Value as RegoValue;
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::data::DataSnapshot;
@@ -291,9 +290,7 @@ fn evaluate_constraints(
         // Converted once per review, straight from the parsed request (no copy of it), and
         // shared by every constraint's input.
         let review_value = review_value
-            .get_or_insert_with(|| {
-                RegoValue::deserialize(&review.request).unwrap_or(RegoValue::Undefined)
-            })
+            .get_or_insert_with(|| crate::rego::to_rego(&review.request))
             .clone();
         let mut input = RegoValue::new_object();
         if let Ok(map) = input.as_object_mut() {
