@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn converts_as_regorus_deserializes() {
         let json = serde_json::json!({
-            "s": "x", "n": null, "b": true, "u": 18446744073709551615u64, "i": -9223372036854775808i64,
+            "s": "x", "n": null, "b": true, "u": u64::MAX, "i": i64::MIN,
             "f": 1.5, "e": 1e300, "z": -0.0, "a": [1, "two", [], {}, {"k": [null]}],
             "o": {}, "nested": {"b": 2, "a": 1}, "unicode": "ü\u{0}"
         });
