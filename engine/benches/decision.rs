@@ -203,3 +203,111 @@ fn verify_pack_suites(bencher: Bencher) {
         }
     });
 }
+
+// The steps of one decision, each alone, on the reference pod: what `evaluate::review` does per
+// review (conversion, matching) and per constraint (input assembly, evaluation, decoding).
+mod step {
+    use super::*;
+    use regorus::Value as RegoValue;
+    use serde::Deserialize as _;
+
+    fn reference() -> (PolicySet, Review) {
+        let set = pack();
+        let review = request(pod(vec![container("logistics-tracker")], "wasmedge"));
+        (set, review)
+    }
+
+    fn input(review: RegoValue, parameters: &RegoValue) -> RegoValue {
+        let mut input = RegoValue::new_object();
+        if let Ok(map) = input.as_object_mut() {
+            map.insert(RegoValue::from("review"), review);
+            map.insert(RegoValue::from("parameters"), parameters.clone());
+        }
+        input
+    }
+
+    /// `input.review` as regorus's value, from the parsed request: regorus's serde conversion
+    /// and tollgate's direct one (what a decision runs).
+    #[divan::bench(args = ["serde", "direct"])]
+    fn review_to_value(bencher: Bencher, how: &str) {
+        let (_, review) = reference();
+        match how {
+            "serde" => {
+                bencher.bench(|| RegoValue::deserialize(black_box(&review.request)).unwrap())
+            }
+            _ => bencher.bench(|| tollgate_engine::rego::to_rego(black_box(&review.request))),
+        }
+    }
+
+    /// Every constraint's match against the review.
+    #[divan::bench]
+    fn match_all(bencher: Bencher) {
+        let (set, review) = reference();
+        bencher.bench(|| {
+            set.constraints()
+                .iter()
+                .filter(|c| {
+                    tollgate_engine::matching::review_matches(
+                        &c.constraint.matcher,
+                        black_box(&review),
+                    )
+                    .unwrap_or(false)
+                })
+                .count()
+        });
+    }
+
+    /// `{"review", "parameters"}` for every constraint, the review value shared.
+    #[divan::bench]
+    fn input_assembly(bencher: Bencher) {
+        let (set, review) = reference();
+        let value = RegoValue::deserialize(&review.request).unwrap();
+        bencher.bench(|| {
+            set.constraints()
+                .iter()
+                .map(|c| input(black_box(&value).clone(), &c.parameters))
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// Each template's `violation` on its prepared input, nothing else.
+    #[divan::bench(args = ["K8sAllowedRegistries", "K8sEdgeResources", "K8sImageTagPolicy", "K8sRequiredNodeSelector", "K8sRequiredRuntimeClass"])]
+    fn template_eval(bencher: Bencher, kind: &str) {
+        let (set, review) = reference();
+        let value = RegoValue::deserialize(&review.request).unwrap();
+        let c = set
+            .constraints()
+            .iter()
+            .find(|c| c.constraint.kind == kind)
+            .unwrap();
+        let template = set.template(kind).unwrap();
+        let prepared = input(value, &c.parameters);
+        assert!(template.evaluate(prepared.clone(), None).result.is_ok());
+        bencher.bench(|| template.evaluate(black_box(prepared.clone()), None));
+    }
+
+    /// The result sets of all five templates on the denied variant, decoded to messages.
+    #[divan::bench]
+    fn decode_results(bencher: Bencher) {
+        let set = pack();
+        let review = request(pod(vec![container("logistics-tracker")], "runc"));
+        let value = RegoValue::deserialize(&review.request).unwrap();
+        let results = set
+            .constraints()
+            .iter()
+            .map(|c| {
+                let template = set.template(&c.constraint.kind).unwrap();
+                template
+                    .evaluate(input(value.clone(), &c.parameters), None)
+                    .result
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        bencher.bench(|| {
+            results
+                .iter()
+                .map(|r| tollgate_engine::evaluate::decode_results(black_box(r)).len())
+                .sum::<usize>()
+        });
+    }
+}

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use regorus::Value as RegoValue;
-use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::data::DataSnapshot;
@@ -291,9 +290,7 @@ fn evaluate_constraints(
         // Converted once per review, straight from the parsed request (no copy of it), and
         // shared by every constraint's input.
         let review_value = review_value
-            .get_or_insert_with(|| {
-                RegoValue::deserialize(&review.request).unwrap_or(RegoValue::Undefined)
-            })
+            .get_or_insert_with(|| crate::rego::to_rego(&review.request))
             .clone();
         let mut input = RegoValue::new_object();
         if let Ok(map) = input.as_object_mut() {
@@ -320,7 +317,7 @@ fn evaluate_constraints(
         }
         outcome.prints.extend(evaluation.prints);
         let (results, is_error) = match evaluation.result {
-            Ok(value) => (parse_results(&value), false),
+            Ok(value) => (decode_results(&value), false),
             // Gatekeeper's driver turns an evaluation error into one result per constraint.
             Err(e) => (vec![(e, Value::Object(Default::default()))], true),
         };
@@ -339,8 +336,8 @@ fn evaluate_constraints(
 }
 
 /// The hook's projection: each result needs `msg`; `details` defaults to `{}`; results equal in
-/// both count once.
-fn parse_results(value: &RegoValue) -> Vec<(String, Value)> {
+/// both count once. Public for the per-step benchmark (`engine/benches/decision.rs`).
+pub fn decode_results(value: &RegoValue) -> Vec<(String, Value)> {
     let items: Vec<&RegoValue> = match value {
         RegoValue::Set(s) => s.iter().collect(),
         RegoValue::Array(a) => a.iter().collect(),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::gatekeeper::{Gvk, Match, object_name, object_namespace};
+use crate::gatekeeper::{Gvk, Match, metadata_str, object_name, object_namespace};
 use crate::review::{Review, Source};
 
 /// A match that cannot be decided.
@@ -62,7 +62,8 @@ fn is_namespace(gvk: &Gvk) -> bool {
 
 fn labels(object: &Value) -> Map<String, Value> {
     object
-        .pointer("/metadata/labels")
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default()
@@ -135,10 +136,7 @@ pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
         }
     }
     if let Some(name) = &m.name {
-        let generate_name = obj
-            .pointer("/metadata/generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let generate_name = metadata_str(obj, "generateName");
         if !wildcard_matches(name, object_name(obj))
             && !wildcard_matches_generate_name(name, generate_name)
         {
@@ -158,14 +156,11 @@ pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
 
 /// A review matches when its `object` or its `oldObject` matches (Gatekeeper's `matchAny`).
 pub fn review_matches(m: &Match, review: &Review) -> Result<bool, MatchError> {
-    let objects: Vec<&Value> = [review.object(), review.old_object()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if objects.is_empty() {
+    let objects = [review.object(), review.old_object()];
+    if objects.iter().all(Option::is_none) {
         return Err(MatchError::NoObject);
     }
-    for object in objects {
+    for object in objects.into_iter().flatten() {
         if object
             .get("kind")
             .and_then(Value::as_str)

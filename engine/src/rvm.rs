@@ -40,6 +40,9 @@ pub struct FastPath {
     policy: CompiledPolicy,
     program: Arc<Program>,
     rule: String,
+    /// `{"inventory": {}}`, built once: an idle machine holds it, so an evaluation without
+    /// inventory neither builds nor re-checks its data.
+    empty_data: Value,
     /// Idle machines; evaluations on several threads each take one (or build one).
     pool: Mutex<Vec<RegoVM>>,
 }
@@ -75,10 +78,15 @@ impl FastPath {
         let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
         let program = Compiler::compile_from_policy(&policy, &[rule]).ok()?;
         let program = Arc::new(with_go_sprintf(&program));
+        let mut empty_data = Value::new_object();
+        if let Ok(map) = empty_data.as_object_mut() {
+            map.insert(Value::from("inventory"), Value::new_object());
+        }
         let fast = FastPath {
             policy,
             program,
             rule: rule.to_string(),
+            empty_data,
             pool: Mutex::new(Vec::new()),
         };
         // A machine that cannot even take the empty data is no fast path.
@@ -90,6 +98,7 @@ impl FastPath {
     fn machine(&self, inventory: Option<&Value>) -> Result<RegoVM, Fallback> {
         let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let mut vm = match pooled {
+            // Pooled machines hold `empty_data` (see `evaluate`).
             Some(vm) => vm,
             None => {
                 let mut vm = RegoVM::new_with_policy(self.policy.clone());
@@ -98,17 +107,18 @@ impl FastPath {
                 // The budget bounds evaluation; the RVM's default instruction cap (25,000) would
                 // refuse ordinary large pods.
                 vm.set_max_instructions(usize::MAX);
+                vm.set_data(self.empty_data.clone())
+                    .map_err(|_| Fallback::Interpreter)?;
                 vm
             }
         };
-        let mut data = Value::new_object();
-        if let Ok(map) = data.as_object_mut() {
-            map.insert(
-                Value::from("inventory"),
-                inventory.cloned().unwrap_or_else(Value::new_object),
-            );
+        if let Some(inventory) = inventory {
+            let mut data = Value::new_object();
+            if let Ok(map) = data.as_object_mut() {
+                map.insert(Value::from("inventory"), inventory.clone());
+            }
+            vm.set_data(data).map_err(|_| Fallback::Interpreter)?;
         }
-        vm.set_data(data).map_err(|_| Fallback::Interpreter)?;
         Ok(vm)
     }
 
@@ -133,10 +143,12 @@ impl FastPath {
         vm.set_execution_timer_config(timer);
         vm.set_input(input);
         let result = vm.execute_entry_point_by_name(&self.rule);
-        // Drop the input and data before pooling: the machine must not pin a request.
+        // Drop the input and inventory before pooling: the machine must not pin a request or
+        // a snapshot. A machine whose data cannot be reset is not pooled.
         vm.set_input(Value::Undefined);
-        let _ = vm.set_data(Value::new_object());
-        self.put_back(vm);
+        if inventory.is_none() || vm.set_data(self.empty_data.clone()).is_ok() {
+            self.put_back(vm);
+        }
         match result {
             // An undefined partial set is the empty set, as the interpreter answers.
             Ok(Value::Undefined) => Ok(Value::new_set()),

@@ -84,16 +84,21 @@ impl Gvk {
 
 /// `metadata.name` of an object, or "".
 pub fn object_name(object: &serde_json::Value) -> &str {
-    object
-        .pointer("/metadata/name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
+    metadata_str(object, "name")
 }
 
 /// `metadata.namespace` of an object, or "".
 pub fn object_namespace(object: &serde_json::Value) -> &str {
+    metadata_str(object, "namespace")
+}
+
+/// `metadata.<field>` of an object as a string, or "". Plain lookups rather than
+/// `Value::pointer`, which allocates for every path segment: matching calls this per constraint
+/// on every decision.
+pub fn metadata_str<'a>(object: &'a serde_json::Value, field: &str) -> &'a str {
     object
-        .pointer("/metadata/namespace")
-        .and_then(|v| v.as_str())
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(serde_json::Value::as_str)
         .unwrap_or("")
 }

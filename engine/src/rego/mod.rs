@@ -11,6 +11,7 @@ mod lexer;
 mod negation;
 mod rewrite;
 mod sprintf;
+mod value;
 
 pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
 pub use engine::{opa_compatible_engine, sprintf_builtin, strip_print_location};
@@ -19,3 +20,4 @@ pub use rewrite::{
     undefined_function,
 };
 pub use sprintf::{go_quote as go_quote_str, go_sprintf};
+pub use value::to_rego;

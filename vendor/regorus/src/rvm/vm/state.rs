@@ -107,7 +107,11 @@ impl RegoVM {
         self.execution_state = ExecutionState::Ready;
 
         // Reset rule cache
-        self.rule_cache = alloc::vec![(false, Value::Undefined); self.program.rule_infos.len()];
+        // tollgate: refilled in place; `release_previous_execution_state` cleared it and its
+        // allocation is reused rather than made again on every evaluation.
+        self.rule_cache.clear();
+        self.rule_cache
+            .resize(self.program.rule_infos.len(), (false, Value::Undefined));
 
         // Reset registers to clean state
         self.registers
