@@ -146,6 +146,7 @@ async fn load_policies(client: &kube::Client) -> anyhow::Result<PolicySet> {
         eval_budget: Some(Duration::from_millis(500)),
         evaluator: tollgate_engine::rvm::Evaluator::Rvm,
         builtin_expansions: true,
+        precompiled: None,
     });
     let ingested = ingester.ingest(&[Layer {
         source: policies::SOURCE,
