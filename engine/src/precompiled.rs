@@ -117,7 +117,7 @@ pub enum Lookup {
     /// The program, ready to run (tollgate's `sprintf` bound).
     Ready {
         /// The program.
-        program: Program,
+        program: Box<Program>,
         /// The `violation` rule's path.
         rule: String,
     },
@@ -158,7 +158,7 @@ impl Precompiled {
         };
         match restore(&entry.program) {
             Ok(program) => Lookup::Ready {
-                program,
+                program: Box::new(program),
                 rule: entry.rule.clone(),
             },
             Err(e) => Lookup::Unusable(e),
