@@ -66,7 +66,7 @@ fn build_regenerates_the_committed_template_byte_for_byte() {
     let out = tollgate(dir.path()).arg("build").output().unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        format!("{TEMPLATE}: up to date\n")
+        format!("{TEMPLATE}: up to date\n{PROGRAMS}: up to date\n")
     );
     assert_eq!(
         std::fs::read_to_string(dir.path().join(TEMPLATE)).unwrap(),
