@@ -1,5 +1,6 @@
 //! Embeds the tracker pack: every `constraints/*/template.yaml` and every
-//! `constraints/*/samples/tracker/constraint.yaml`, as `(path, contents)` pairs; and sets
+//! `constraints/*/samples/tracker/constraint.yaml`, as `(path, contents)` pairs, and the pack's
+//! precompiled programs (`constraints/programs.rvm`, see `engine/src/precompiled.rs`); and sets
 //! `TOLLGATE_COMMIT`, the commit `tollgate --version` reports.
 
 use std::fmt::Write;
@@ -97,6 +98,21 @@ fn embed_pack(workspace: &Path) {
         );
     }
     out.push_str("];\n");
+    // `tollgate build` writes it beside the templates; a checkout without it builds a binary
+    // that compiles the pack at start.
+    let programs = root.join("programs.rvm");
+    println!("cargo:rerun-if-changed={}", programs.display());
+    if programs.is_file() {
+        let _ = writeln!(
+            out,
+            "/// The pack's RVM programs, compiled ahead of time.\npub const PROGRAMS: &[u8] = include_bytes!({:?});",
+            programs.display().to_string()
+        );
+    } else {
+        out.push_str(
+            "/// No precompiled programs in this checkout.\npub const PROGRAMS: &[u8] = &[];\n",
+        );
+    }
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("pack.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=failed to write {}: {e}", dest.display());

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tollgate_engine::expand::{builtin_templates, expand};
 use tollgate_engine::harness::verify;
 use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::precompiled::Precompiled;
 use tollgate_engine::rvm::Evaluator;
 use tollgate_engine::{Context, Decision, PolicySet, Review, Source, Sources, enforcement_point};
 
@@ -30,6 +31,10 @@ fn pack_sources() -> Sources {
     let mut sources = Sources::default();
     for entry in std::fs::read_dir(constraints_dir()).unwrap() {
         let dir = entry.unwrap().path();
+        // Beside the templates: `programs.rvm`.
+        if !dir.is_dir() {
+            continue;
+        }
         sources.add_path(&dir.join("template.yaml")).unwrap();
         sources
             .add_path(&dir.join("samples/tracker/constraint.yaml"))
@@ -116,6 +121,32 @@ fn compile_pack(bencher: Bencher, on: &str) {
         ..BuildOptions::default()
     };
     bencher.bench(|| PolicySet::build_with(black_box(&sources), options).unwrap());
+}
+
+/// Loading the pack from programs compiled ahead of time (`tollgate_engine::precompiled`), as
+/// `serve` does with the embedded pack: what remains of a cold start's policy work.
+#[divan::bench(sample_count = 20)]
+fn load_pack_precompiled(bencher: Bencher) {
+    let sources = pack_sources();
+    let set = PolicySet::build(&sources).unwrap();
+    let artifact = Precompiled::of_templates(set.templates().map(AsRef::as_ref)).unwrap();
+    let bytes = artifact.to_bytes();
+    let read: &'static Precompiled = Box::leak(Box::new(Precompiled::from_bytes(&bytes).unwrap()));
+    let options = BuildOptions {
+        precompiled: Some(read),
+        ..BuildOptions::default()
+    };
+    bencher.bench(|| PolicySet::build_with(black_box(&sources), options).unwrap());
+}
+
+/// Reading the artifact's bytes (checksums included), once per process.
+#[divan::bench(sample_count = 20)]
+fn read_precompiled_artifact(bencher: Bencher) {
+    let set = PolicySet::build(&pack_sources()).unwrap();
+    let bytes = Precompiled::of_templates(set.templates().map(AsRef::as_ref))
+        .unwrap()
+        .to_bytes();
+    bencher.bench(|| Precompiled::from_bytes(black_box(&bytes)).unwrap());
 }
 
 /// The reference pod on the RVM (the default) and on the interpreter alone.

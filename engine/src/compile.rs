@@ -7,7 +7,7 @@
 //! prepared engine; it never parses again.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -15,6 +15,7 @@ use regorus::{Engine, Value as RegoValue};
 
 use crate::cel::{CelProgram, Diagnostic};
 use crate::gatekeeper::{ConstraintTemplate, RegoCode, TemplateCode};
+use crate::precompiled::{LoadError, Lookup, Precompiled};
 use crate::rego;
 use crate::rvm::{Evaluator, Fallback, FastPath};
 use crate::schema::ParametersSchema;
@@ -42,7 +43,12 @@ enum Code {
 /// A template's Rego, prepared.
 #[derive(Debug)]
 struct RegoProgram {
-    engine: Engine,
+    /// The interpreter's prepared engine (or why it could not be prepared). Set at compile
+    /// time, except for a precompiled program: that one is prepared when an evaluation first
+    /// needs the interpreter, so a start does not parse what it will rarely run.
+    engine: OnceLock<Result<Engine, String>>,
+    name: String,
+    code: RegoCode,
     /// Idle copies of `engine` for evaluations without inventory: reusing one costs less than
     /// cloning the prepared engine each time (regorus resets its evaluation state per call).
     idle: Mutex<Vec<Engine>>,
@@ -53,8 +59,19 @@ struct RegoProgram {
     uses_inventory: bool,
     /// The evaluation budget it was compiled with.
     budget: Option<Duration>,
-    /// The template module's source, for error locations.
-    rego: String,
+    /// What became of a precompiled program for this Rego.
+    precompiled: PrecompiledUse,
+}
+
+/// Whether a template runs a program compiled ahead of time ([`crate::precompiled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrecompiledUse {
+    /// None was offered for its Rego: compiled here.
+    None,
+    /// Runs the precompiled program.
+    Used,
+    /// One was offered and could not be used (why): compiled here.
+    Refused(LoadError),
 }
 
 /// The outcome of one evaluation.
@@ -101,6 +118,17 @@ impl CompiledTemplate {
         budget: Option<Duration>,
         evaluator: Evaluator,
     ) -> Result<Self, CompileFailure> {
+        Self::compile_using(template, budget, evaluator, None)
+    }
+
+    /// [`Self::compile_with`], taking the RVM program from `precompiled` when it holds one for
+    /// exactly this Rego (and the RVM is asked for).
+    pub fn compile_using(
+        template: ConstraintTemplate,
+        budget: Option<Duration>,
+        evaluator: Evaluator,
+        precompiled: Option<&Precompiled>,
+    ) -> Result<Self, CompileFailure> {
         let schema = template
             .parameters_schema
             .as_ref()
@@ -116,6 +144,7 @@ impl CompiledTemplate {
                 code,
                 budget,
                 evaluator,
+                precompiled,
             )?)),
             TemplateCode::Cel(source) => {
                 let (program, diagnostics) =
@@ -164,6 +193,23 @@ impl CompiledTemplate {
         matches!(&self.code, Code::Rego(r) if r.fast.is_some())
     }
 
+    /// Whether the template runs a precompiled program, and why not when one was refused.
+    pub fn precompiled(&self) -> &PrecompiledUse {
+        match &self.code {
+            Code::Rego(r) => &r.precompiled,
+            Code::Cel { .. } => &PrecompiledUse::None,
+        }
+    }
+
+    /// The RVM program to store ahead of time: the template's name, Rego, `violation` rule and
+    /// program, when it runs on the RVM.
+    pub fn rvm_program(&self) -> Option<(&str, &RegoCode, &FastPath)> {
+        match &self.code {
+            Code::Rego(r) => r.fast.as_ref().map(|f| (r.name.as_str(), &r.code, f)),
+            Code::Cel { .. } => None,
+        }
+    }
+
     /// The constraint kind this template defines.
     pub fn kind(&self) -> &str {
         &self.template.kind
@@ -203,93 +249,68 @@ impl RegoProgram {
         code: &RegoCode,
         budget: Option<Duration>,
         evaluator: Evaluator,
+        precompiled: Option<&Precompiled>,
     ) -> Result<Self, CompileFailure> {
-        let fail = |field: &str, message: String| CompileFailure {
-            field: field.to_string(),
-            message,
-        };
-        rego::check_nesting(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
-        let mut engine =
-            rego::opa_compatible_engine(code.v1).map_err(|e| fail(&code.field, e.to_string()))?;
-        if let Some(limit) = budget {
-            engine.set_execution_timer_config(ExecutionTimerConfig {
-                limit,
-                check_interval: NonZeroU32::MIN.saturating_add(63),
-            });
-        }
-        // Gatekeeper always provides data.inventory, empty until something is synced.
-        engine
-            .add_data(RegoValue::from(serde_json::json!({"inventory": {}})))
-            .map_err(|e| fail(&code.field, e.to_string()))?;
-
-        for (i, lib) in code.libs.iter().enumerate() {
-            let field = format!("{}.libs[{i}]", parent_field(&code.field));
-            rego::check_nesting(lib).map_err(|e| fail(&field, e.to_string()))?;
-            rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;
-            engine
-                .add_policy(format!("{name}/lib{i}.rego"), rego::normalize(lib, code.v1))
-                .map_err(|e| fail(&field, e.to_string()))?;
-        }
-        let package = engine
-            .add_policy(format!("{name}.rego"), rego::normalize(&code.rego, code.v1))
-            .map_err(|e| fail(&code.field, e.to_string()))?;
-        // Gatekeeper's own rules run on source that parses: a syntax error is reported as one,
-        // never as a follow-on such as a missing `violation` rule.
-        rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
-        let mut libraries = rego::KnownFunctions::default();
-        for lib in &code.libs {
-            libraries.add_library(lib);
-        }
-        let mut extensions = vec!["sprintf"];
-        if !code.v1 {
-            extensions.extend(rego::DEPRECATED_BUILTINS.iter().map(|(n, _)| *n));
-        }
-        if let Some(e) = rego::undefined_function(&code.rego, &libraries, &extensions) {
-            return Err(fail(&code.field, e.to_string()));
-        }
-        if !rego::rule_is_defined(&code.rego, "violation") {
-            return Err(fail(
-                &code.field,
-                "missing required rule: the template must define `violation`".to_string(),
-            ));
-        }
-        let violation_rule = format!("{package}.violation");
-        // Evaluate once on an empty review. This runs regorus's analysis (unsafe variables,
-        // unknown functions, recursion) now, so a broken template fails at load time rather than
-        // on every request, and it leaves the engine prepared: clones made per evaluation skip
-        // the analysis. Runtime errors that depend on input are not compile errors.
-        engine.set_input(RegoValue::from(
-            serde_json::json!({"review": {}, "parameters": {}}),
-        ));
-        if let Err(e) = engine.eval_rule(violation_rule.clone()) {
-            let message = e.to_string();
-            if is_compile_error(&message) {
-                return Err(fail(&code.field, message));
-            }
-        }
-        let _ = engine.take_prints();
         let uses_inventory = std::iter::once(&code.rego)
             .chain(code.libs.iter())
             .any(|src| src.contains("inventory"));
-        let fast = match evaluator {
-            Evaluator::Interpreter => None,
-            Evaluator::Rvm => {
-                let sources = std::iter::once(code.rego.as_str())
-                    .chain(code.libs.iter().map(String::as_str))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                FastPath::compile(&mut engine, &violation_rule, &sources)
-            }
-        };
-        Ok(RegoProgram {
-            engine,
+        let mut program = RegoProgram {
+            engine: OnceLock::new(),
+            name: name.to_string(),
+            code: code.clone(),
             idle: Mutex::new(Vec::new()),
-            fast,
-            violation_rule,
+            fast: None,
+            violation_rule: String::new(),
             uses_inventory,
             budget,
-            rego: code.rego.clone(),
-        })
+            precompiled: PrecompiledUse::None,
+        };
+        if evaluator == Evaluator::Rvm
+            && let Some(precompiled) = precompiled
+        {
+            // The artifact holds only Rego that compiled, with its analysis passed: the checks
+            // below would find nothing, and the interpreter waits until it is needed.
+            match precompiled.lookup(name, code) {
+                Lookup::Absent => {}
+                Lookup::Ready { program: p, rule } => match FastPath::precompiled(*p, &rule) {
+                    Some(fast) => {
+                        program.fast = Some(fast);
+                        program.violation_rule = rule;
+                        program.precompiled = PrecompiledUse::Used;
+                        return Ok(program);
+                    }
+                    None => {
+                        program.precompiled = PrecompiledUse::Refused(LoadError::Program(
+                            "its machine does not start".into(),
+                        ));
+                    }
+                },
+                Lookup::Unusable(e) => program.precompiled = PrecompiledUse::Refused(e),
+            }
+        }
+        let (mut engine, violation_rule) = prepare(name, code, budget)?;
+        if evaluator == Evaluator::Rvm {
+            let sources = std::iter::once(code.rego.as_str())
+                .chain(code.libs.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("\n");
+            program.fast = FastPath::compile(&mut engine, &violation_rule, &sources);
+        }
+        program.violation_rule = violation_rule;
+        program.engine = OnceLock::from(Ok(engine));
+        Ok(program)
+    }
+
+    /// The prepared interpreter, built now if it was left for later.
+    fn engine(&self) -> Result<&Engine, &str> {
+        self.engine
+            .get_or_init(|| {
+                prepare(&self.name, &self.code, self.budget)
+                    .map(|(engine, _)| engine)
+                    .map_err(|f| format!("{}: {}", f.field, f.message))
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     fn evaluate_within(
@@ -326,7 +347,22 @@ impl RegoProgram {
         } else {
             self.idle.lock().ok().and_then(|mut idle| idle.pop())
         };
-        let mut engine = pooled.unwrap_or_else(|| self.engine.clone());
+        let mut engine = match pooled {
+            Some(engine) => engine,
+            None => match self.engine() {
+                Ok(engine) => engine.clone(),
+                // Only a precompiled template prepares its interpreter this late, and its Rego
+                // compiled when the artifact was written: reached only if this build's checks
+                // disagree with that one's.
+                Err(message) => {
+                    return Evaluation {
+                        result: Err(message.to_string()),
+                        prints: Vec::new(),
+                        timed_out: false,
+                    };
+                }
+            },
+        };
         if let Some(inventory) = inventory
             && self.uses_inventory
         {
@@ -351,7 +387,7 @@ impl RegoProgram {
         let mut timed_out = false;
         let result = engine.eval_rule(self.violation_rule.clone()).map_err(|e| {
             timed_out = crate::rvm::is_time_limit(&e);
-            opa_error_text(&e.to_string(), &self.rego)
+            opa_error_text(&e.to_string(), &self.code.rego)
         });
         let prints = engine
             .take_prints()
@@ -374,6 +410,80 @@ impl RegoProgram {
             timed_out,
         }
     }
+}
+
+/// The interpreter's engine for a template's Rego, checked as Gatekeeper checks it and
+/// prepared by one evaluation; and the `violation` rule's path.
+fn prepare(
+    name: &str,
+    code: &RegoCode,
+    budget: Option<Duration>,
+) -> Result<(Engine, String), CompileFailure> {
+    let fail = |field: &str, message: String| CompileFailure {
+        field: field.to_string(),
+        message,
+    };
+    rego::check_nesting(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
+    let mut engine =
+        rego::opa_compatible_engine(code.v1).map_err(|e| fail(&code.field, e.to_string()))?;
+    if let Some(limit) = budget {
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit,
+            check_interval: NonZeroU32::MIN.saturating_add(63),
+        });
+    }
+    // Gatekeeper always provides data.inventory, empty until something is synced.
+    engine
+        .add_data(RegoValue::from(serde_json::json!({"inventory": {}})))
+        .map_err(|e| fail(&code.field, e.to_string()))?;
+
+    for (i, lib) in code.libs.iter().enumerate() {
+        let field = format!("{}.libs[{i}]", parent_field(&code.field));
+        rego::check_nesting(lib).map_err(|e| fail(&field, e.to_string()))?;
+        rego::check_refs(lib).map_err(|e| fail(&field, e.to_string()))?;
+        engine
+            .add_policy(format!("{name}/lib{i}.rego"), rego::normalize(lib, code.v1))
+            .map_err(|e| fail(&field, e.to_string()))?;
+    }
+    let package = engine
+        .add_policy(format!("{name}.rego"), rego::normalize(&code.rego, code.v1))
+        .map_err(|e| fail(&code.field, e.to_string()))?;
+    // Gatekeeper's own rules run on source that parses: a syntax error is reported as one,
+    // never as a follow-on such as a missing `violation` rule.
+    rego::check_refs(&code.rego).map_err(|e| fail(&code.field, e.to_string()))?;
+    let mut libraries = rego::KnownFunctions::default();
+    for lib in &code.libs {
+        libraries.add_library(lib);
+    }
+    let mut extensions = vec!["sprintf"];
+    if !code.v1 {
+        extensions.extend(rego::DEPRECATED_BUILTINS.iter().map(|(n, _)| *n));
+    }
+    if let Some(e) = rego::undefined_function(&code.rego, &libraries, &extensions) {
+        return Err(fail(&code.field, e.to_string()));
+    }
+    if !rego::rule_is_defined(&code.rego, "violation") {
+        return Err(fail(
+            &code.field,
+            "missing required rule: the template must define `violation`".to_string(),
+        ));
+    }
+    let violation_rule = format!("{package}.violation");
+    // Evaluate once on an empty review. This runs regorus's analysis (unsafe variables,
+    // unknown functions, recursion) now, so a broken template fails at load time rather than
+    // on every request, and it leaves the engine prepared: clones made per evaluation skip
+    // the analysis. Runtime errors that depend on input are not compile errors.
+    engine.set_input(RegoValue::from(
+        serde_json::json!({"review": {}, "parameters": {}}),
+    ));
+    if let Err(e) = engine.eval_rule(violation_rule.clone()) {
+        let message = e.to_string();
+        if is_compile_error(&message) {
+            return Err(fail(&code.field, message));
+        }
+    }
+    let _ = engine.take_prints();
+    Ok((engine, violation_rule))
 }
 
 fn parent_field(field: &str) -> &str {

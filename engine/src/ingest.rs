@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::compile::CompiledTemplate;
+use crate::compile::{CompiledTemplate, PrecompiledUse};
 use crate::document::Document;
 use crate::error::{PolicyError, Subject};
 use crate::expand::builtin_templates;
@@ -218,6 +218,14 @@ impl Ingester {
                 ok: result.is_ok(),
             });
             if let Ok(t) = &result {
+                // Not a problem (the template compiled here instead), but a slower start than the
+                // binary was built for, and a sign the artifact is stale.
+                if let PrecompiledUse::Refused(why) = t.precompiled() {
+                    warnings.push(format!(
+                        "{}: its precompiled program is not used, so it was compiled at start: {why}",
+                        subject(doc, "ConstraintTemplate"),
+                    ));
+                }
                 // CEL that does not compile: Gatekeeper accepts the template and denies every
                 // review it runs in with the compile error; tollgate does the same and says so now.
                 for d in t.diagnostics() {
@@ -591,7 +599,13 @@ fn compile_template(
             sources.push((format!("{}/lib{i}.rego", template.name), lib.clone()));
         }
     }
-    CompiledTemplate::compile_with(template, options.eval_budget, options.evaluator).map_err(|f| {
+    CompiledTemplate::compile_using(
+        template,
+        options.eval_budget,
+        options.evaluator,
+        options.precompiled,
+    )
+    .map_err(|f| {
         let message = match &doc.text {
             Some(text) => {
                 let borrowed: Vec<(String, &str)> = sources

@@ -21,6 +21,7 @@ pub mod load;
 pub mod matching;
 pub mod pack_build;
 pub mod policy_set;
+pub mod precompiled;
 pub mod rego;
 pub mod review;
 pub mod rvm;

@@ -49,6 +49,10 @@ pub struct BuildOptions {
     /// Add tollgate's built-in workload expansion (`expand-workloads`) after the sources' own
     /// ExpansionTemplates.
     pub builtin_expansions: bool,
+    /// Templates compiled ahead of time ([`crate::precompiled`]): a template whose Rego has a
+    /// usable program there runs it, with no parsing or analysis until the interpreter is
+    /// needed; any other compiles as usual.
+    pub precompiled: Option<&'static crate::precompiled::Precompiled>,
 }
 
 impl PolicySet {

@@ -37,7 +37,9 @@ pub enum Evaluator {
 
 /// A compiled `violation` rule with a pool of machines to run it on.
 pub struct FastPath {
-    policy: CompiledPolicy,
+    /// The interpreter's policy the program was compiled from; a precompiled program has none
+    /// (regorus's machine keeps it but never reads it).
+    policy: Option<CompiledPolicy>,
     program: Arc<Program>,
     rule: String,
     /// `{"inventory": {}}`, built once: an idle machine holds it, so an evaluation without
@@ -77,14 +79,23 @@ impl FastPath {
         }
         let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
         let program = Compiler::compile_from_policy(&policy, &[rule]).ok()?;
-        let program = Arc::new(with_go_sprintf(&program));
+        Self::ready(Some(policy), with_go_sprintf(&program), rule)
+    }
+
+    /// A fast path from a program compiled ahead of time ([`crate::precompiled`]), whose
+    /// `sprintf` is already tollgate's.
+    pub fn precompiled(program: Program, rule: &str) -> Option<FastPath> {
+        Self::ready(None, program, rule)
+    }
+
+    fn ready(policy: Option<CompiledPolicy>, program: Program, rule: &str) -> Option<FastPath> {
         let mut empty_data = Value::new_object();
         if let Ok(map) = empty_data.as_object_mut() {
             map.insert(Value::from("inventory"), Value::new_object());
         }
         let fast = FastPath {
             policy,
-            program,
+            program: Arc::new(program),
             rule: rule.to_string(),
             empty_data,
             pool: Mutex::new(Vec::new()),
@@ -95,13 +106,27 @@ impl FastPath {
         Some(fast)
     }
 
+    /// The program, with tollgate's `sprintf` bound (what [`crate::precompiled`] stores:
+    /// serialization keeps builtins by name).
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The `violation` rule's path.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
     fn machine(&self, inventory: Option<&Value>) -> Result<RegoVM, Fallback> {
         let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let mut vm = match pooled {
             // Pooled machines hold `empty_data` (see `evaluate`).
             Some(vm) => vm,
             None => {
-                let mut vm = RegoVM::new_with_policy(self.policy.clone());
+                let mut vm = match &self.policy {
+                    Some(policy) => RegoVM::new_with_policy(policy.clone()),
+                    None => RegoVM::new(),
+                };
                 vm.load_program(Arc::clone(&self.program));
                 vm.set_strict_builtin_errors(false);
                 // The budget bounds evaluation; the RVM's default instruction cap (25,000) would
@@ -175,7 +200,7 @@ pub fn is_time_limit(error: &anyhow::Error) -> bool {
 
 /// The program with `sprintf` bound to tollgate's Go-compatible implementation, as the
 /// interpreter has it through an extension (the RVM only calls regorus's builtin table).
-fn with_go_sprintf(program: &Program) -> Program {
+pub(crate) fn with_go_sprintf(program: &Program) -> Program {
     let mut program = program.clone();
     for (i, info) in program.builtin_info_table.iter().enumerate() {
         if info.name == "sprintf"

@@ -3,6 +3,10 @@
 //! `constraints/`), evaluated both ways and compared violation by violation (message, details,
 //! actions, errors); and every suite run through `verify` both ways, compared case by case.
 //!
+//! Both also run on programs compiled ahead of time: serialized, read back and deserialized as
+//! the binary does with its embedded pack (`tollgate_engine::precompiled`); those must decide
+//! exactly as the programs compiled in the same process.
+//!
 //! regorus 0.14.1's RVM differed in eleven of these objects (an assignment from a missing
 //! reference succeeded; conflicting outputs were no error). The vendored copy fixes both
 //! (`vendor/regorus/TOLLGATE.md`), so no difference is allowed.
@@ -10,9 +14,11 @@
 
 use std::path::{Path, PathBuf};
 
+use tollgate_engine::compile::PrecompiledUse;
 use tollgate_engine::document::parse_stream;
 use tollgate_engine::harness::verify;
 use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::precompiled::Precompiled;
 use tollgate_engine::rvm::Evaluator;
 use tollgate_engine::{Context, PolicySet, Review, Source, Sources};
 
@@ -34,6 +40,27 @@ fn build(sources: &Sources, evaluator: Evaluator) -> Option<PolicySet> {
         ..BuildOptions::default()
     };
     PolicySet::build_with(sources, options).ok()
+}
+
+/// The set built again from `fast`'s programs, written to bytes and read back; and how many
+/// templates run a deserialized program.
+fn deserialized(sources: &Sources, fast: &PolicySet) -> (PolicySet, usize) {
+    let artifact = Precompiled::of_templates(fast.templates().map(AsRef::as_ref)).unwrap();
+    let read = Precompiled::from_bytes(&artifact.to_bytes()).unwrap();
+    assert_eq!(read, artifact);
+    let options = BuildOptions {
+        accept_unknown_actions: true,
+        precompiled: Some(Box::leak(Box::new(read))),
+        ..BuildOptions::default()
+    };
+    let set = PolicySet::build_with(sources, options).unwrap();
+    let used = set
+        .templates()
+        .filter(|t| t.precompiled() == &PrecompiledUse::Used)
+        .count();
+    let fast_count = fast.templates().filter(|t| t.on_fast_path()).count();
+    assert_eq!(used, fast_count, "every fast template loads its program");
+    (set, used)
 }
 
 /// Each violation as comparable text.
@@ -66,6 +93,7 @@ fn the_rvm_differs_from_the_interpreter_only_where_known() {
     let mut fast_templates = std::collections::BTreeSet::new();
     let mut all_templates = std::collections::BTreeSet::new();
     let mut differences = Vec::new();
+    let mut deserialized_templates = 0;
     for argument in ["../tests/suites/...", "../constraints/..."] {
         for suite in verify::discover(argument).unwrap() {
             let dir = suite.file.parent().unwrap().to_path_buf();
@@ -92,13 +120,18 @@ fn the_rvm_differs_from_the_interpreter_only_where_known() {
                     }
                 }
                 assert!(slow.templates().all(|t| !t.on_fast_path()));
+                let (loaded, used) = deserialized(&sources, &fast);
+                deserialized_templates += used;
                 for case in &test.cases {
                     for object in docs(&dir, &case.object) {
                         let (a, b) = (outcome(&fast, &object.value), outcome(&slow, &object.value));
+                        let c = outcome(&loaded, &object.value);
                         compared += 1;
-                        if a != b {
+                        if a != b || a != c {
                             let at = format!("{} / {} / {}", suite.display, test.name, case.name);
-                            eprintln!("{at}:\n  rvm:         {a:?}\n  interpreter: {b:?}");
+                            eprintln!(
+                                "{at}:\n  rvm:         {a:?}\n  interpreter: {b:?}\n  deserialized: {c:?}"
+                            );
                             differences.push(at);
                         }
                     }
@@ -115,6 +148,10 @@ fn the_rvm_differs_from_the_interpreter_only_where_known() {
             .collect::<Vec<_>>()
     );
     assert!(compared > 100, "only {compared} objects compared");
+    assert!(
+        deserialized_templates >= fast_templates.len(),
+        "only {deserialized_templates} templates ran deserialized programs"
+    );
     assert!(
         fast_templates.len() * 10 >= all_templates.len() * 9,
         "the RVM compiled only {} of {} templates",
@@ -181,17 +218,32 @@ fn the_tracker_pack_compiles_to_the_rvm() {
     assert!(slow.is_empty(), "on the interpreter: {slow:?}");
 }
 
-fn pack_on(evaluator: Evaluator) -> PolicySet {
+fn pack_sources() -> Sources {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../constraints");
     let mut sources = Sources::default();
     for entry in std::fs::read_dir(&root).unwrap() {
         let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
         sources.add_path(&dir.join("template.yaml")).unwrap();
         sources
             .add_path(&dir.join("samples/tracker/constraint.yaml"))
             .unwrap();
     }
-    build(&sources, evaluator).unwrap()
+    sources
+}
+
+fn pack_on(evaluator: Evaluator) -> PolicySet {
+    build(&pack_sources(), evaluator).unwrap()
+}
+
+/// The pack on deserialized programs, all five of them.
+fn pack_deserialized() -> PolicySet {
+    let sources = pack_sources();
+    let (set, used) = deserialized(&sources, &pack_on(Evaluator::Rvm));
+    assert_eq!(used, 5);
+    set
 }
 
 mod generated_pods {
@@ -331,12 +383,17 @@ mod generated_pods {
 proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config { cases: 768, ..Default::default() })]
 
-    /// Generated pods get the same violations from the pack on both evaluators.
+    /// Generated pods get the same violations from the pack on both evaluators, and from its
+    /// deserialized programs.
     #[test]
     fn generated_pods_get_the_same_violations_on_both_evaluators(pod in generated_pods::pod()) {
         use std::sync::OnceLock;
-        static SETS: OnceLock<(PolicySet, PolicySet)> = OnceLock::new();
-        let (fast, slow) = SETS.get_or_init(|| (pack_on(Evaluator::Rvm), pack_on(Evaluator::Interpreter)));
-        proptest::prop_assert_eq!(outcome(fast, &pod), outcome(slow, &pod), "pod: {}", pod);
+        static SETS: OnceLock<(PolicySet, PolicySet, PolicySet)> = OnceLock::new();
+        let (fast, slow, loaded) = SETS.get_or_init(|| {
+            (pack_on(Evaluator::Rvm), pack_on(Evaluator::Interpreter), pack_deserialized())
+        });
+        let expected = outcome(fast, &pod);
+        proptest::prop_assert_eq!(&expected, &outcome(slow, &pod), "pod: {}", pod);
+        proptest::prop_assert_eq!(&expected, &outcome(loaded, &pod), "deserialized, pod: {}", pod);
     }
 }

@@ -201,13 +201,22 @@ pub fn go_sprintf(data: &[u8]) {
 
 // === rvm_differential ===
 
-/// The embedded pack compiled for each evaluator.
-static BOTH_EVALUATORS: LazyLock<[PolicySet; 2]> = LazyLock::new(|| {
+/// The embedded pack compiled for each evaluator, and on the RVM programs the binary carries
+/// (`constraints/programs.rvm`, deserialized), as `serve` and `eval` run it.
+static BOTH_EVALUATORS: LazyLock<[PolicySet; 3]> = LazyLock::new(|| {
     let sources = tollgate::pack::sources().expect("the embedded pack parses");
-    [Evaluator::Rvm, Evaluator::Interpreter].map(|evaluator| {
+    let precompiled =
+        tollgate::pack::precompiled().expect("the binary carries the pack's programs");
+    [
+        (Evaluator::Rvm, None),
+        (Evaluator::Interpreter, None),
+        (Evaluator::Rvm, Some(precompiled)),
+    ]
+    .map(|(evaluator, precompiled)| {
         let options = BuildOptions {
             eval_budget: Some(EVAL_BUDGET),
             evaluator,
+            precompiled,
             ..BuildOptions::default()
         };
         PolicySet::build_with(&sources, options).expect("the embedded pack compiles")
@@ -215,8 +224,9 @@ static BOTH_EVALUATORS: LazyLock<[PolicySet; 2]> = LazyLock::new(|| {
 });
 
 /// A JSON object as a Pod in `logistics` (the namespace every tracker constraint matches; kind
-/// and namespace forced, everything else as given), reviewed by the embedded pack on the RVM
-/// and on the interpreter: both give the same violations, or the same failure.
+/// and namespace forced, everything else as given), reviewed by the embedded pack on the RVM,
+/// on the interpreter and on the deserialized programs: all give the same violations, or the
+/// same failure.
 pub fn rvm_differential(data: &[u8]) {
     let Ok(Value::Object(mut pod)) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -234,7 +244,7 @@ pub fn rvm_differential(data: &[u8]) {
     }
     let review = Review::of_object(Value::Object(pod), Source::Original);
     let ctx = Context::gator();
-    let [fast, slow] = &*BOTH_EVALUATORS;
+    let [fast, slow, loaded] = &*BOTH_EVALUATORS;
     let outcome = |set: &PolicySet| match tollgate_engine::evaluate::review(set, &review, &ctx) {
         Ok(o) => o
             .violations
@@ -254,4 +264,9 @@ pub fn rvm_differential(data: &[u8]) {
     };
     let (a, b) = (outcome(fast), outcome(slow));
     assert_eq!(a, b, "the RVM (left) and the interpreter (right) disagree");
+    assert_eq!(
+        a,
+        outcome(loaded),
+        "programs compiled now (left) and deserialized (right) disagree"
+    );
 }

@@ -42,6 +42,7 @@ fn scratch() -> tempfile::TempDir {
 }
 
 const TEMPLATE: &str = "constraints/k8sdemolabels/template.yaml";
+const PROGRAMS: &str = "constraints/programs.rvm";
 
 #[test]
 fn build_regenerates_the_committed_template_byte_for_byte() {
@@ -50,7 +51,10 @@ fn build_regenerates_the_committed_template_byte_for_byte() {
     let out = tollgate(dir.path()).arg("build").output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout, format!("{TEMPLATE}: written\n"));
+    assert_eq!(
+        stdout,
+        format!("{TEMPLATE}: written\n{PROGRAMS}: up to date\n")
+    );
     let committed = std::fs::read_to_string(
         Path::new(FIXTURES).join("constraints/k8sdemolabels/template.yaml"),
     )
@@ -62,7 +66,7 @@ fn build_regenerates_the_committed_template_byte_for_byte() {
     let out = tollgate(dir.path()).arg("build").output().unwrap();
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        format!("{TEMPLATE}: up to date\n")
+        format!("{TEMPLATE}: up to date\n{PROGRAMS}: up to date\n")
     );
     assert_eq!(
         std::fs::read_to_string(dir.path().join(TEMPLATE)).unwrap(),
@@ -178,6 +182,53 @@ fn check_reports_drift_as_a_diff_and_exits_1() {
         "{out:?}"
     );
     assert!(!dir.path().join(TEMPLATE).exists());
+}
+
+/// The precompiled programs are part of what `build` writes and `--check` keeps in sync.
+#[test]
+fn check_reports_stale_programs_and_build_rewrites_them_byte_for_byte() {
+    let dir = scratch();
+    let committed = std::fs::read(Path::new(FIXTURES).join(PROGRAMS)).unwrap();
+    let mut damaged = committed.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    for (what, bytes) in [("damaged", Some(damaged)), ("missing", None)] {
+        match &bytes {
+            Some(b) => std::fs::write(dir.path().join(PROGRAMS), b).unwrap(),
+            None => std::fs::remove_file(dir.path().join(PROGRAMS)).unwrap(),
+        }
+        let out = tollgate(dir.path())
+            .args(["build", "--check"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let expected = match what {
+            "missing" => format!("{PROGRAMS}: missing\n"),
+            _ => format!(
+                "{PROGRAMS}: out of date:\n  the committed artifact is not used by this build: "
+            ),
+        };
+        assert!(stdout.starts_with(&expected), "{what}: {stdout}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("{PROGRAMS} out of date")),
+            "{stderr}"
+        );
+        // --check writes nothing.
+        assert_eq!(
+            std::fs::read(dir.path().join(PROGRAMS)).ok(),
+            bytes,
+            "{what}"
+        );
+    }
+    let out = tollgate(dir.path()).arg("build").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{TEMPLATE}: up to date\n{PROGRAMS}: written\n")
+    );
+    assert_eq!(std::fs::read(dir.path().join(PROGRAMS)).unwrap(), committed);
 }
 
 #[test]

@@ -364,6 +364,7 @@ fn build_set(dir: &Path, t: &Test, evaluator: Evaluator) -> Result<PolicySet, (S
         eval_budget: None,
         evaluator,
         builtin_expansions: false,
+        precompiled: None,
     };
     PolicySet::build_with(&sources, options).map_err(|errors| {
         let schema = errors.0.iter().all(|e| e.is_schema_error());

@@ -181,6 +181,7 @@ async fn load_policies(
         eval_budget: Some(Duration::from_millis(500)),
         evaluator: evaluator.into(),
         builtin_expansions: true,
+        precompiled: None,
     });
     let ingested = ingester.ingest(&[Layer {
         source: policies::SOURCE,

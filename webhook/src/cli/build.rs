@@ -1,16 +1,20 @@
 //! `tollgate build [POLICIES_DIR] [--out CONSTRAINTS_DIR] [--check]`: writes each
 //! `<out>/<p>/template.yaml` from `<policies>/<p>/src.rego`, or with `--check` writes nothing
-//! and reports every template that differs from what would be generated.
+//! and reports every template that differs from what would be generated. It also writes the
+//! templates' RVM programs, compiled ahead of time, to `<out>/programs.rvm`
+//! (`tollgate_engine::precompiled`), which the binary embeds with the pack.
 //!
 //! Exit codes: 0 written or in sync; 1 when `--check` finds drift; 2 for errors (unreadable
 //! files, a bad `# METADATA` block, a generated template that does not compile: a bad schema,
 //! Rego that does not parse or calls an undefined function), which name the file and line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use tollgate_engine::policy_set::BuildOptions;
+use tollgate_engine::precompiled::{self, Precompiled};
 use tollgate_engine::{PolicySet, Sources, pack_build};
 
 /// Arguments of `build`.
@@ -110,12 +114,21 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             say(&format!("{target}: written\n"));
         }
     }
+    let programs_stale = programs(&templates, &out, check)?;
     if check {
         if stale > 0 {
             eprintln!(
                 "{stale} of {} templates out of date: run `tollgate build` and commit the result",
                 templates.len()
             );
+        }
+        if programs_stale {
+            eprintln!(
+                "{} out of date: run `tollgate build` and commit the result",
+                out.join(precompiled::FILE_NAME).display()
+            );
+        }
+        if stale > 0 || programs_stale {
             return Ok(ExitCode::from(1));
         }
         let n = templates.len();
@@ -123,4 +136,58 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         say(&format!("{n} template{plural} up to date\n"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes (or with `check` compares) `<out>/programs.rvm`: the generated templates compiled
+/// by this build. Returns whether it is (or was) out of date.
+///
+/// A committed artifact rather than one `build.rs` generates: `build.rs` would compile regorus
+/// and the engine a second time for the host on every clean build and in CI, for bytes that
+/// change only with the pack's Rego or the compiler, and that this check already keeps in sync.
+fn programs(templates: &[pack_build::Template], out: &Path, check: bool) -> anyhow::Result<bool> {
+    let mut sources = Sources::default();
+    for t in templates {
+        sources.add_text(&t.target.display().to_string(), &t.content)?;
+    }
+    let set = PolicySet::build_with(&sources, BuildOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fresh = Precompiled::of_templates(set.templates().map(AsRef::as_ref))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let bytes = fresh.to_bytes();
+    let target = out.join(precompiled::FILE_NAME);
+    let shown = target.display().to_string();
+    let current = match std::fs::read(&target) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("failed to read {shown}")),
+    };
+    if current.as_deref() == Some(bytes.as_slice()) {
+        if !check {
+            say(&format!("{shown}: up to date\n"));
+        }
+        return Ok(false);
+    }
+    if check {
+        match &current {
+            Some(old) => {
+                let lines = precompiled::differences(old, &fresh);
+                let lines = if lines.is_empty() {
+                    vec!["the bytes differ (the fingerprint or the layout)".to_string()]
+                } else {
+                    lines
+                };
+                say(&format!(
+                    "{shown}: out of date:\n  {}\n",
+                    lines.join("\n  ")
+                ));
+            }
+            None => say(&format!("{shown}: missing\n")),
+        }
+    } else {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("failed to create {}", out.display()))?;
+        std::fs::write(&target, &bytes).with_context(|| format!("failed to write {shown}"))?;
+        say(&format!("{shown}: written\n"));
+    }
+    Ok(true)
 }

@@ -132,6 +132,9 @@ impl Server {
                 eval_budget: Some(config.eval_budget),
                 evaluator: config.evaluator,
                 builtin_expansions: config.expand,
+                // Keyed by the exact Rego: a file or cluster template with the pack's Rego runs
+                // the same program.
+                precompiled: crate::pack::precompiled(),
             },
         );
         // Ranked lowest first: files override the embedded pack.

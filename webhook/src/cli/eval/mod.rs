@@ -114,6 +114,7 @@ impl Settings {
         let options = BuildOptions {
             evaluator: self.evaluator.into(),
             builtin_expansions: !self.no_expand,
+            precompiled: crate::pack::precompiled(),
             ..BuildOptions::default()
         };
         PolicySet::build_warning(&base, options)
