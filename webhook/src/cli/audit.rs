@@ -300,14 +300,7 @@ async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    let constraints: Vec<(String, String, String)> = set
-        .constraints()
-        .iter()
-        .map(|c| {
-            let c = &c.constraint;
-            (c.kind.clone(), c.name.clone(), c.enforcement_action.clone())
-        })
-        .collect();
+    let constraints = audit::constraint_actions(&set);
     for unlisted in &collected.unlisted {
         eprintln!("warning: not audited: {unlisted}");
     }

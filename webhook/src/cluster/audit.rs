@@ -175,6 +175,17 @@ impl ConstraintResults {
     }
 }
 
+/// Every constraint of a set as a report lists it: kind, name and enforcement action.
+pub fn constraint_actions(set: &PolicySet) -> Vec<(String, String, String)> {
+    set.constraints()
+        .iter()
+        .map(|c| {
+            let c = &c.constraint;
+            (c.kind.clone(), c.name.clone(), c.enforcement_action.clone())
+        })
+        .collect()
+}
+
 /// Results of one pass by constraint (kind, name).
 pub type PassResults = BTreeMap<(String, String), ConstraintResults>;
 

@@ -184,14 +184,7 @@ impl Report {
     /// Notes the constraints reviewed against, which `audit -f` reports on with or without
     /// results.
     pub fn constraints_of(mut self, set: &PolicySet) -> Report {
-        self.constraints = set
-            .constraints()
-            .iter()
-            .map(|c| {
-                let c = &c.constraint;
-                (c.kind.clone(), c.name.clone(), c.enforcement_action.clone())
-            })
-            .collect();
+        self.constraints = crate::cluster::audit::constraint_actions(set);
         self
     }
 
