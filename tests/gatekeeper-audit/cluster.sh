@@ -38,32 +38,8 @@ unset POD_NAMESPACE POD_NAME SERVICE_ACCOUNT_NAME TOLLGATE_SERVICE_ACCOUNT TOLLG
 
 # === processes (as tests/e2e/run.sh) ===
 
-declare -A PIDS=()
-LOGS=()
-start() { # name cmd...
-  local name=$1; shift
-  local log="$W/logs/$name.log"
-  [[ " ${LOGS[*]} " == *" $log "* ]] || LOGS+=("$log")
-  echo "=== start $(date +%T): $*" >>"$log"
-  "$@" >>"$log" 2>&1 &
-  PIDS[$name]=$!
-}
-stop() { # name: SIGTERM, then SIGKILL after 15 s
-  local name=$1 pid=${PIDS[$1]:-}
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  unset "PIDS[$name]"
-}
-show_logs() {
-  local log
-  for log in "${LOGS[@]}"; do
-    echo "----- last 30 lines of $log"
-    tail -n 30 "$log" | cut -c1-400
-  done
-}
+STOP_GRACE_S=15
+source "$ROOT/tests/e2e/processes.sh"
 cleanup() {
   local name
   for name in "${!PIDS[@]}"; do [ "$name" = kube-apiserver ] || [ "$name" = etcd ] || stop "$name"; done
@@ -74,39 +50,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-WATCH=""
-wait_for() { # description command...: retried every 0.5 s for STEP_TIMEOUT seconds
-  local what=$1 deadline=$((SECONDS + STEP_TIMEOUT)) pid status; shift
-  until "$@" >/dev/null 2>&1; do
-    pid=""
-    [ -z "$WATCH" ] || pid=${PIDS[$WATCH]:-}
-    if [ -n "$WATCH" ] && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid"; status=$?
-      unset "PIDS[$WATCH]"
-      echo "$WATCH exited with status $status while waiting for $what" >&2
-      return 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "timed out after ${STEP_TIMEOUT}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
-}
-
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-fatal() {
-  echo "FAIL: $*"
-  show_logs
-  echo "$PASSED passed, $((FAILED + 1)) failed"
-  exit 1
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 kc() { # kubectl, its output kept in $W/out and shown on failure by the caller
   kubectl "$@" >"$W/out" 2>&1
 }
