@@ -21,9 +21,9 @@
 #                         divan); printed, and only the Gatekeeper section of BENCHMARKS.md rewritten
 #   BENCH_WRITE=0         do not rewrite BENCHMARKS.md (BENCH_OUTPUT: another file to rewrite)
 #   BENCH_KEEP_WORK=1     keep the temporary directory with inputs, outputs and server logs
-#   TOLLGATE_BIN          tollgate binary to measure (default: built here with cargo build --release)
+#   TOLLGATE_BIN          tollgate binary to measure (default: built here by image/build.sh)
 #   TOLLGATE_DECISION_BENCH  divan bench binary (default: built here with cargo bench --no-run)
-# Needs: cargo, go (to install OPA, gator and Gatekeeper), python3, openssl, taskset (util-linux),
+# Needs: cargo, go (to install OPA, gator and Gatekeeper), python3, openssl, file, taskset (util-linux),
 # unshare and ip (for the private network namespace; without them the cluster uses the host's
 # loopback), and two CPU cores.
 set -euo pipefail
@@ -54,10 +54,14 @@ if [ "$only" != bulk ]; then
   [ -x "$OHA_BIN" ] || die "oha not found at $OHA_BIN after bench/install-oha.sh"
 fi
 
+# The binary measured is the one the image ships (image/build.sh: static, stripped, fixed
+# address), not a host build: how it is linked moves its cold start and RSS by milliseconds
+# and megabytes.
 if [ -z "${TOLLGATE_BIN:-}" ]; then
-  echo "bench: cargo build --release -p tollgate" >&2
-  cargo build --release -p tollgate >&2 || die "building tollgate failed"
-  TOLLGATE_BIN="$PWD/target/release/tollgate"
+  echo "bench: image/build.sh (the release binary the container image carries)" >&2
+  image_ref=$(bash image/build.sh | tail -n 1) || die "building tollgate with image/build.sh failed"
+  image_out=${image_ref#oci:}
+  TOLLGATE_BIN="${image_out%%/oci:*}/tollgate"
 fi
 [ -x "$TOLLGATE_BIN" ] || die "TOLLGATE_BIN=$TOLLGATE_BIN is not an executable"
 TOLLGATE_BIN=$(realpath "$TOLLGATE_BIN")

@@ -62,9 +62,11 @@ revision=$(git rev-parse HEAD)
 # === the binary ===
 
 echo "binary: $(stat -c %s "$BIN") bytes; $(file -b "$BIN")"
-# glibc's +crt-static on x86_64 makes a static PIE: `file` says "static-pie linked", ldd
-# "statically linked" (a non-PIE static binary: "statically linked", "not a dynamic executable").
-check "binary is statically linked (file)" grep -Eq 'static-pie linked|statically linked' <<<"$(file -b "$BIN")"
+# image/build.sh links a static, fixed-address executable (not a static PIE: no relocations to
+# apply at start): `file` says "statically linked" and "executable", ldd "not a dynamic
+# executable" (or "statically linked").
+check "binary is statically linked (file)" grep -q 'statically linked' <<<"$(file -b "$BIN")"
+check "binary is a fixed-address executable, not a PIE (file)" grep -q 'LSB executable' <<<"$(file -b "$BIN")"
 check "binary is stripped (file)" grep -q ', stripped' <<<"$(file -b "$BIN")"
 check "binary needs no loader (ldd)" grep -Eq 'statically linked|not a dynamic executable' <<<"$(ldd "$BIN" 2>&1 || true)"
 check "chart default is ghcr.io/tollgate/tollgate:$version, the ref the image is tagged with" \

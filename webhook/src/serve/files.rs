@@ -111,11 +111,24 @@ impl PolicyFiles {
         }
     }
 
-    /// Sends the files' documents now, then again after every change seen by polling every
-    /// `interval`, until `shutdown`.
+    /// Reads the files once and sends what they hold: the first snapshot, which readiness
+    /// waits for. Called on the thread that starts the server, before anything is served, as
+    /// the embedded pack is read: a thread of the blocking pool (a new thread, with its own
+    /// allocator arena, on a node that may have one core) would cost more than the read.
+    pub fn first_read(mut self, feed: &Feed) -> Self {
+        self.refresh();
+        feed.send(self.snapshot());
+        self
+    }
+
+    /// Polls every `interval` and sends the files' documents again after every change, until
+    /// `shutdown`.
     pub async fn watch(mut self, feed: Feed, interval: Duration, shutdown: CancellationToken) {
-        let mut first = true;
         loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
             let polled = tokio::task::spawn_blocking(move || {
                 let changed = self.refresh();
                 (self, changed)
@@ -126,13 +139,8 @@ impl PolicyFiles {
                 return;
             };
             self = files;
-            if changed || first {
+            if changed {
                 feed.send(self.snapshot());
-                first = false;
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
             }
         }
     }

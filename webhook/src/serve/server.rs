@@ -262,11 +262,8 @@ impl Server {
             });
         }
         if let Some(feed) = files {
-            tokio::spawn(PolicyFiles::new(config.policies.clone()).watch(
-                feed,
-                config.reload_interval,
-                shutdown.clone(),
-            ));
+            let files = PolicyFiles::new(config.policies.clone()).first_read(&feed);
+            tokio::spawn(files.watch(feed, config.reload_interval, shutdown.clone()));
         }
         let mut leader = None;
         if let Some(parts) = cluster {
