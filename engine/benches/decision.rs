@@ -10,6 +10,11 @@
 
 use std::path::PathBuf;
 
+// The allocator the binary ships with (webhook/src/main.rs): a decision allocates and frees
+// thousands of small values, so its cost depends on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use divan::{Bencher, black_box};
 use serde_json::{Value, json};
 use tollgate_engine::expand::{builtin_templates, expand};

@@ -1,5 +1,6 @@
 //! `tollgate serve` as a process: the zero-flag development mode answers over HTTPS with the CA
-//! it wrote, keeps answering when its log pipe is closed, and SIGTERM drains and exits 0.
+//! it wrote, keeps answering when its log pipe is closed, SIGTERM drains and exits 0, and the
+//! process runs without transparent huge pages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests assert by unwrapping
 
 use std::io::{BufRead, BufReader};
@@ -176,4 +177,21 @@ async fn a_closed_log_pipe_does_not_break_request_handling() {
     }
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
+}
+
+/// mimalloc's heap on transparent huge pages cost 15 MiB of RSS at idle (webhook/src/main.rs):
+/// the process turns them off for itself, whatever the system's setting.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let server = start();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .unwrap_or_else(|| panic!("no THP_enabled line (Linux 5.0 or later) in:\n{status}"));
+    assert_eq!(thp.trim(), "0", "{status}");
+    // Still serving with the flag set.
+    let resp = server.admit_runc_pod().await;
+    assert_eq!(resp["response"]["allowed"], false, "{resp}");
 }
