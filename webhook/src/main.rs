@@ -6,8 +6,8 @@ use clap::Parser;
 
 // Under load, glibc's malloc and free (with its fastbin consolidation) took about 12% of the
 // server's CPU: the request path around a decision (parsing, the review's values, the response)
-// allocates and frees many small values. With mimalloc the same
-// server answers 10-12% more reviews a second (BENCHMARKS.md).
+// allocates and frees many small values. With mimalloc the same server answers 10-12% more
+// reviews a second (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
