@@ -11,6 +11,12 @@ fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     println!("cargo:rustc-env=TOLLGATE_COMMIT={}", commit(&workspace));
     embed_pack(&workspace);
+    // image/build.sh links the binary with this file (cargo rustc arguments, which cargo
+    // does not read): a new order must relink it.
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("image/symbol-order.txt").display()
+    );
 }
 
 /// `TOLLGATE_COMMIT` when set (an image built from a context without `.git`), else `git

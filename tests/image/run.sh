@@ -68,6 +68,21 @@ echo "binary: $(stat -c %s "$BIN") bytes; $(file -b "$BIN")"
 check "binary is statically linked (file)" grep -q 'statically linked' <<<"$(file -b "$BIN")"
 check "binary is a fixed-address executable, not a PIE (file)" grep -q 'LSB executable' <<<"$(file -b "$BIN")"
 check "binary is stripped (file)" grep -q ', stripped' <<<"$(file -b "$BIN")"
+# image/build.sh links with image/symbol-order.txt, the functions a server runs placed side by
+# side at the start of the text (BENCHMARKS.md, "Peak RSS"). New dependency versions rename
+# symbols and silently lose that: at least 90% of the file's symbols must be in the link, and they
+# must lie in the first third of the text (unordered, they spread over all of it).
+order=$(python3 image/symbol_order.py check image/symbol-order.txt "$OUT/tollgate.map") ||
+  fatal "image/symbol_order.py check"
+echo "$order"
+read -r found total reach text_size < <(sed -E \
+  's/^symbol order: ([0-9]+) of ([0-9]+) symbols found; they lie in the first ([0-9]+) of the ([0-9]+) bytes of .text$/\1 \2 \3 \4/' \
+  <<<"$order")
+[[ "$found $total $reach $text_size" =~ ^[0-9]+\ [0-9]+\ [0-9]+\ [0-9]+$ ]] || fatal "unexpected: $order"
+check "at least 90% of image/symbol-order.txt's $total symbols are in the link ($found; else run image/order-symbols.sh)" \
+  test $((found * 10)) -ge $((total * 9))
+check "the ordered symbols lie in the first third of .text ($reach of $text_size bytes)" \
+  test $((reach * 3)) -le "$text_size"
 check "binary needs no loader (ldd)" grep -Eq 'statically linked|not a dynamic executable' <<<"$(ldd "$BIN" 2>&1 || true)"
 check "chart default is ghcr.io/tollgate/tollgate:$version, the ref the image is tagged with" \
   test "$REF" = "oci:$OUT/oci:ghcr.io/tollgate/tollgate:$version"
