@@ -380,6 +380,49 @@ async fn hot_reload_rejects_a_broken_set_and_keeps_enforcing_the_last_good_one()
     server.stop().await;
 }
 
+/// The per-constraint timings are resolved once per published set: after a reload, the new
+/// set's constraints (a new one, and the same one compiled again) are counted, the same
+/// constraint in the same series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluation_timings_follow_a_reloaded_policy_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write(&policies.join("template.yaml"), &runtime_class_template());
+    write(
+        &policies.join("constraint.yaml"),
+        &catch_all_constraint("deny"),
+    );
+    let mut cfg = config(dir.path());
+    cfg.policies = vec![policies.clone()];
+    let server = start(cfg).await;
+    let pod = pod_with(|p| p["metadata"]["namespace"] = json!("default"));
+    let r = review("v1", "CREATE", Some(pod), None);
+    server.admit(&r).await;
+    let count = |name: &str, n: u32| {
+        format!(
+            "tollgate_constraint_evaluation_duration_seconds_count{{kind=\"K8sRequiredRuntimeClass\",name=\"{name}\"}} {n}"
+        )
+    };
+    wait_for_metric(&server, &count("everywhere", 1)).await;
+
+    write(
+        &policies.join("second.yaml"),
+        &catch_all_constraint("deny").replace("name: everywhere", "name: second"),
+    );
+    wait_for_metric(
+        &server,
+        "tollgate_policy_reloads_total{result=\"success\"} 1",
+    )
+    .await;
+    server.admit(&r).await;
+    server.admit(&r).await;
+    let (_, text) = server.probe("/metrics").await;
+    for line in [count("everywhere", 3), count("second", 2)] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    server.stop().await;
+}
+
 /// Lays out a Secret volume as kubelet does: files are links through `..data`, which points
 /// at a timestamped directory and is replaced atomically on rotation.
 fn kubelet_volume(dir: &Path, generation: &str, cert: &tls::DevCertificate) {
@@ -1125,7 +1168,7 @@ async fn namespaces_come_from_the_cache_then_a_live_read_then_gatekeepers_500() 
     state.data.store(Arc::new(cached));
     let reads = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&reads);
-    state.namespace_reader = Some(NamespaceReader(Arc::new(move |name: String| {
+    state.set_namespace_reader(NamespaceReader(Arc::new(move |name: String| {
         counted.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             match name.as_str() {

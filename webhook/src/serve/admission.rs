@@ -19,7 +19,7 @@ use tollgate_engine::policy_set::CompiledConstraint;
 use tollgate_engine::{Context, Decision, Review, enforcement_point};
 
 use super::config::EvaluateOn;
-use super::metrics::{ConstraintId, RequestLabels, StatusLabels, ViolationLabels};
+use super::metrics::{RequestLabels, StatusLabels, ViolationLabels, address};
 use super::state::AppState;
 
 const VERSIONS: [&str; 2] = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"];
@@ -197,15 +197,15 @@ fn record(state: &AppState, status: Status, dry_run: bool, started: Instant) {
         .metrics
         .requests
         .get_or_create(&RequestLabels {
-            admission_status: status.label().into(),
-            admission_dryrun: dry_run.to_string(),
+            admission_status: status.label(),
+            admission_dryrun: if dry_run { "true" } else { "false" },
         })
         .inc();
     state
         .metrics
         .request_duration
         .get_or_create(&StatusLabels {
-            admission_status: status.label().into(),
+            admission_status: status.label(),
         })
         .observe(started.elapsed().as_secs_f64());
 }
@@ -382,10 +382,11 @@ fn evaluate_prepared(
     let metrics = &state.metrics;
     // Recorded once the review is answered here: a review that moves to the blocking pool is
     // evaluated again there, and its evaluations count once.
+    let timers = metrics.constraint_timers(&policies);
     let timings = std::sync::Mutex::new(Vec::new());
     let observe = |c: &CompiledConstraint, d: std::time::Duration| {
         if let Ok(mut t) = timings.lock() {
-            t.push((c.constraint.kind.clone(), c.constraint.name.clone(), d));
+            t.push((address(c), d));
         }
     };
     let ctx = Context {
@@ -404,11 +405,8 @@ fn evaluate_prepared(
     {
         return None;
     }
-    for (kind, name, d) in timings.into_inner().unwrap_or_default() {
-        metrics
-            .constraint_eval
-            .get_or_create(&ConstraintId { kind, name })
-            .observe(d.as_secs_f64());
+    for (at, d) in timings.into_inner().unwrap_or_default() {
+        timers.observe(at, d);
     }
     let outcome = match result {
         Ok(o) => o,

@@ -9,7 +9,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwapOption;
 use tollgate_engine::PolicySet;
+use tollgate_engine::policy_set::CompiledConstraint;
 
 /// Gatekeeper's validation duration buckets (`pkg/webhook/stats_reporter.go`), reaching 10 s,
 /// beyond any webhook timeout.
@@ -19,20 +23,21 @@ const REQUEST_BUCKETS: [f64; 46] = [
     3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0,
 ];
 
-/// Labels of the request counter.
+/// Labels of the request counter. Static strings: every request builds one, and a `String`
+/// would be an allocation per request for a value from a fixed set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `allow`, `deny` or `error`, as Gatekeeper reports them.
-    pub admission_status: String,
-    /// `true` for dry-run requests.
-    pub admission_dryrun: String,
+    pub admission_status: &'static str,
+    /// `true` for dry-run requests, else `false`.
+    pub admission_dryrun: &'static str,
 }
 
 /// Labels of the request duration histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     /// `allow`, `deny` or `error`.
-    pub admission_status: String,
+    pub admission_status: &'static str,
 }
 
 /// Labels of template gauges.
@@ -146,12 +151,39 @@ pub struct Metrics {
     pub oversized: Family<OversizedLabels, Counter>,
     /// Violations found by the last audit pass, by enforcement action.
     pub audit_violations: Family<AuditViolationLabels, Gauge>,
+    /// `constraint_eval`'s series for the live policy set, resolved once per set.
+    constraint_timers: ArcSwapOption<ConstraintTimers>,
     /// Duration of audit passes.
     pub audit_duration: Histogram,
     /// Start of the last audit pass (Unix seconds).
     pub audit_last_run: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// End of the last audit pass (Unix seconds).
     pub audit_last_run_end: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// One policy set's per-constraint evaluation histograms, found by the constraint's address.
+///
+/// The set is held weakly, and compared by address: while this exists the set's allocation
+/// does, so a newer set cannot have the same address.
+pub struct ConstraintTimers {
+    set: Weak<PolicySet>,
+    by_address: Vec<(usize, Histogram)>,
+}
+
+impl ConstraintTimers {
+    /// Records one evaluation of the constraint at `at` ([`address`]), one of the set's own.
+    pub fn observe(&self, at: usize, took: std::time::Duration) {
+        if let Ok(i) = self.by_address.binary_search_by_key(&at, |(a, _)| *a)
+            && let Some((_, histogram)) = self.by_address.get(i)
+        {
+            histogram.observe(took.as_secs_f64());
+        }
+    }
+}
+
+/// Where a constraint of a set lives: what [`ConstraintTimers`] finds it by.
+pub fn address(constraint: &CompiledConstraint) -> usize {
+    std::ptr::from_ref(constraint) as usize
 }
 
 impl std::fmt::Debug for Metrics {
@@ -325,7 +357,38 @@ impl Metrics {
             audit_duration,
             audit_last_run,
             audit_last_run_end,
+            constraint_timers: ArcSwapOption::empty(),
         }
+    }
+
+    /// The evaluation-time histograms of `set`'s constraints. Resolved on the first request
+    /// after a set is published, so that a request observes its evaluations without building
+    /// label strings or hashing them (ten allocations and five map lookups a review of the
+    /// pack, otherwise).
+    pub fn constraint_timers(&self, set: &Arc<PolicySet>) -> Arc<ConstraintTimers> {
+        if let Some(timers) = self.constraint_timers.load_full()
+            && std::ptr::eq(timers.set.as_ptr(), Arc::as_ptr(set))
+        {
+            return timers;
+        }
+        let mut by_address: Vec<(usize, Histogram)> = set
+            .constraints()
+            .iter()
+            .map(|c| {
+                let id = ConstraintId {
+                    kind: c.constraint.kind.clone(),
+                    name: c.constraint.name.clone(),
+                };
+                (address(c), self.constraint_eval.get_or_create_owned(&id))
+            })
+            .collect();
+        by_address.sort_by_key(|(a, _)| *a);
+        let timers = Arc::new(ConstraintTimers {
+            set: Arc::downgrade(set),
+            by_address,
+        });
+        self.constraint_timers.store(Some(Arc::clone(&timers)));
+        timers
     }
 
     /// Counts a failed watch of `resource` (the watcher starts it again).

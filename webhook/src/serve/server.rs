@@ -121,7 +121,7 @@ impl Server {
             None => None,
             Some(_) => {
                 let client = crate::cluster::client().await?;
-                state.namespace_reader = Some(namespaces::live_reader(client.clone()));
+                state.set_namespace_reader(namespaces::live_reader(client.clone()));
                 Some(client)
             }
         };

@@ -13,9 +13,22 @@ use tollgate_engine::{DataSnapshot, PolicySet};
 use super::config::{EvaluateOn, Exemptions};
 use super::metrics::Metrics;
 
-/// Shared server state. Cheap to clone (everything is behind `Arc`).
+/// Shared server state: one `Arc`, so that the clone axum makes for every request (and for
+/// each layer that takes the state) is one reference count, not one per field.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Clone, Debug)]
+pub struct Shared {
     /// The active policies: none until the publisher's first set; then swapped whole.
     pub policies: Arc<ArcSwapOption<PolicySet>>,
     /// Namespaces and synced objects; a request reads one snapshot.
@@ -99,7 +112,7 @@ impl AppState {
     /// State with no policy set yet: readiness stays closed until the publisher has published
     /// what every source gave, and the HTTPS listener is bound.
     pub fn new(admission: AdmissionSettings, metrics: Arc<Metrics>) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             policies: Arc::new(ArcSwapOption::empty()),
             data: Arc::new(ArcSwap::from_pointee(DataSnapshot::default())),
             metrics,
@@ -114,7 +127,13 @@ impl AppState {
             synced_kinds: Arc::default(),
             tls_bound: Arc::new(AtomicBool::new(false)),
             holds: Arc::new(Mutex::new(Vec::new())),
-        }
+        }))
+    }
+
+    /// Reads Namespaces missing from `data` live (cluster mode). Set it before the state is
+    /// shared: clones made earlier keep the state they were made from.
+    pub fn set_namespace_reader(&mut self, reader: NamespaceReader) {
+        Arc::make_mut(&mut self.0).namespace_reader = Some(reader);
     }
 
     /// Keeps the server unready until the hold is released.
