@@ -28,8 +28,8 @@ const MAGIC: &[u8; 8] = b"TGRVM\0\0\x01";
 /// Where `tollgate build` writes the artifact, in the constraints directory.
 pub const FILE_NAME: &str = "programs.rvm";
 
-/// Bumped whenever the layout below changes.
-const FORMAT: u32 = 1;
+/// Bumped whenever the layout below changes (2: the word-wise checksum).
+const FORMAT: u32 = 2;
 
 /// The Rego a program was compiled from: a template is only given the program of exactly its
 /// own code.
@@ -319,11 +319,23 @@ pub fn restore(bytes: &[u8]) -> Result<Program, LoadError> {
     }
 }
 
-/// FNV-1a, 64 bits: catches damage, not tampering (the artifact is part of the binary).
+/// FNV-1a's step over little-endian 64-bit words (the last one zero-padded), then the length:
+/// catches damage, not tampering (the artifact is part of the binary). Any one changed word
+/// changes the result, as every later step is a bijection of the state. Word-wise because a
+/// start reads the whole artifact: a byte at a time, the checksums were about 0.1 ms of it.
 fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let step = |hash: u64, word: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..word.len()].copy_from_slice(word);
+        (hash ^ u64::from_le_bytes(w)).wrapping_mul(PRIME)
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut hash = (&mut chunks).fold(0xcbf2_9ce4_8422_2325, step);
+    if !chunks.remainder().is_empty() {
+        hash = step(hash, chunks.remainder());
+    }
+    (hash ^ bytes.len() as u64).wrapping_mul(PRIME)
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
