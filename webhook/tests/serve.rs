@@ -323,18 +323,24 @@ async fn extra_policies_can_sit_beside_the_embedded_pack() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hot_reload_rejects_a_broken_set_and_keeps_enforcing_the_last_good_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
+/// A server reading `dir/policies`, which holds the runtime-class template and the catch-all
+/// constraint (deny); the directory comes back for the test to rewrite.
+async fn start_with_runtime_class_files(dir: &Path) -> (Running, PathBuf) {
+    let policies = dir.join("policies");
     write(&policies.join("template.yaml"), &runtime_class_template());
     write(
         &policies.join("constraint.yaml"),
         &catch_all_constraint("deny"),
     );
-    let mut cfg = config(dir.path());
+    let mut cfg = config(dir);
     cfg.policies = vec![policies.clone()];
-    let server = start(cfg).await;
+    (start(cfg).await, policies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_rejects_a_broken_set_and_keeps_enforcing_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, policies) = start_with_runtime_class_files(dir.path()).await;
     let runc = pod_with(|p| {
         p["spec"]["runtimeClassName"] = json!("runc");
         p["metadata"]["namespace"] = json!("default");
@@ -386,15 +392,7 @@ async fn hot_reload_rejects_a_broken_set_and_keeps_enforcing_the_last_good_one()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluation_timings_follow_a_reloaded_policy_set() {
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    write(&policies.join("template.yaml"), &runtime_class_template());
-    write(
-        &policies.join("constraint.yaml"),
-        &catch_all_constraint("deny"),
-    );
-    let mut cfg = config(dir.path());
-    cfg.policies = vec![policies.clone()];
-    let server = start(cfg).await;
+    let (server, policies) = start_with_runtime_class_files(dir.path()).await;
     let pod = pod_with(|p| p["metadata"]["namespace"] = json!("default"));
     let r = review("v1", "CREATE", Some(pod), None);
     server.admit(&r).await;
