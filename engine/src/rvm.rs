@@ -14,6 +14,7 @@
 //! again on the interpreter. A timeout is final on both paths.
 
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use regorus::languages::rego::compiler::Compiler;
@@ -45,8 +46,9 @@ pub struct FastPath {
     /// `{"inventory": {}}`, built once: an idle machine holds it, so an evaluation without
     /// inventory neither builds nor re-checks its data.
     empty_data: Value,
-    /// Idle machines; evaluations on several threads each take one (or build one).
-    pool: Mutex<Vec<RegoVM>>,
+    /// Idle machines, each with the thread it runs on; evaluations on several threads each
+    /// take one of their own thread's (or build one).
+    pool: Mutex<Vec<(ThreadId, RegoVM)>>,
 }
 
 impl std::fmt::Debug for FastPath {
@@ -118,7 +120,16 @@ impl FastPath {
     }
 
     fn machine(&self, inventory: Option<&Value>) -> Result<RegoVM, Fallback> {
-        let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        // This thread's own machine if one is idle, else any (its thread may be gone): see
+        // `put_back`.
+        let me = this_thread();
+        let pooled = self.pool.lock().ok().and_then(|mut pool| {
+            let at = pool
+                .iter()
+                .rposition(|(thread, _)| *thread == me)
+                .or(pool.len().checked_sub(1))?;
+            Some(pool.swap_remove(at).1)
+        });
         let mut vm = match pooled {
             // Pooled machines hold `empty_data` (see `evaluate`).
             Some(vm) => vm,
@@ -127,7 +138,7 @@ impl FastPath {
                     Some(policy) => RegoVM::new_with_policy(policy.clone()),
                     None => RegoVM::new(),
                 };
-                vm.load_program(Arc::clone(&self.program));
+                vm.load_program(self.program_for_new_machine());
                 vm.set_strict_builtin_errors(false);
                 // The budget bounds evaluation; the RVM's default instruction cap (25,000) would
                 // refuse ordinary large pods.
@@ -147,11 +158,37 @@ impl FastPath {
         Ok(vm)
     }
 
-    fn put_back(&self, vm: RegoVM) {
-        if let Ok(mut pool) = self.pool.lock()
-            && pool.len() < POOL_LIMIT
+    /// The program a new machine runs: the first machine shares the compiled one; any other
+    /// gets a copy of its own, made through the serialized form. Machines on different threads
+    /// then share no reference count: the program's literals (keys, strings) are cloned into
+    /// registers all through an evaluation, and two cores incrementing the same counts move
+    /// their cache lines back and forth (a third more CPU time in a two-thread `eval`).
+    fn program_for_new_machine(&self) -> Arc<Program> {
+        if Arc::strong_count(&self.program) == 1 {
+            return Arc::clone(&self.program);
+        }
+        match self
+            .program
+            .serialize_binary()
+            .ok()
+            .and_then(|bytes| crate::precompiled::restore(&bytes).ok())
         {
-            pool.push(vm);
+            Some(program) => Arc::new(program),
+            None => Arc::clone(&self.program),
+        }
+    }
+
+    /// Pools a machine under the thread that used it last, which takes it again first: in a
+    /// steady state each thread runs its own machines, so what a machine allocates (registers,
+    /// cached rule values) is freed by the thread that allocated it, not handed across to the
+    /// allocator's slower cross-thread path. When the pool is full, the longest idle machine
+    /// makes room.
+    fn put_back(&self, vm: RegoVM) {
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() >= POOL_LIMIT {
+                pool.remove(0);
+            }
+            pool.push((this_thread(), vm));
         }
     }
 
@@ -188,6 +225,14 @@ impl FastPath {
             }
         }
     }
+}
+
+/// The calling thread's id, without `thread::current()`'s handle clone on every evaluation.
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
 }
 
 /// Whether an evaluation error (RVM or interpreter) is the time budget running out.
@@ -228,4 +273,99 @@ pub fn timer(budget: Option<Duration>) -> Option<ExecutionTimerConfig> {
         limit,
         check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"package t
+violation[{"msg": msg}] {
+    name := input.parameters.names[_]
+    input.review.object.metadata.name == name
+    msg := sprintf("%v is not allowed", [name])
+}
+"#;
+
+    fn fast_path() -> FastPath {
+        let mut engine = Engine::new();
+        engine.set_rego_v0(true);
+        engine.add_policy("t.rego".into(), POLICY.into()).unwrap();
+        FastPath::compile(&mut engine, "data.t.violation", POLICY).unwrap()
+    }
+
+    fn input(name: &str) -> Value {
+        Value::from(serde_json::json!({
+            "review": {"object": {"metadata": {"name": name}}},
+            "parameters": {"names": ["a", "b"]},
+        }))
+    }
+
+    fn messages(value: &Value) -> Vec<String> {
+        value
+            .as_set()
+            .unwrap()
+            .iter()
+            .map(|v| v["msg"].as_string().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_second_machine_runs_its_own_copy_of_the_program() {
+        let fast = fast_path();
+        let first = fast.machine(None).ok().unwrap();
+        let second = fast.machine(None).ok().unwrap();
+        // The path's own reference and the first machine's: the second holds a copy.
+        assert_eq!(Arc::strong_count(&fast.program), 2);
+        fast.put_back(first);
+        fast.put_back(second);
+        // Both machines decide alike, on whichever threads take them.
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = ["a", "c", "b"]
+                .into_iter()
+                .map(|name| {
+                    let fast = &fast;
+                    scope.spawn(move || {
+                        messages(&fast.evaluate(input(name), None, None).ok().unwrap())
+                    })
+                })
+                .collect();
+            let got: Vec<Vec<String>> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+            assert_eq!(
+                got,
+                [vec!["a is not allowed"], vec![], vec!["b is not allowed"]]
+            );
+        });
+    }
+
+    #[test]
+    fn a_thread_takes_back_its_own_machine_before_another_threads() {
+        let fast = fast_path();
+        let mine = fast.machine(None).ok().unwrap();
+        let theirs = fast.machine(None).ok().unwrap();
+        fast.put_back(mine);
+        let other = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    fast.put_back(theirs);
+                    std::thread::current().id()
+                })
+                .join()
+                .unwrap()
+        });
+        let tags = |fast: &FastPath| -> Vec<ThreadId> {
+            fast.pool.lock().unwrap().iter().map(|(t, _)| *t).collect()
+        };
+        assert_eq!(tags(&fast), [std::thread::current().id(), other]);
+        // The other thread's machine is the last idle one, but this thread gets its own.
+        let again = fast.machine(None).ok().unwrap();
+        assert_eq!(tags(&fast), [other]);
+        // A thread with none of its own takes what is idle rather than building a machine.
+        std::thread::scope(|scope| {
+            scope.spawn(|| fast.put_back(fast.machine(None).ok().unwrap()));
+        });
+        assert_eq!(tags(&fast).len(), 1);
+        assert_ne!(tags(&fast), [other]);
+        fast.put_back(again);
+    }
 }
