@@ -311,7 +311,7 @@ pub fn differences(committed: &[u8], fresh: &Precompiled) -> Vec<String> {
 /// again (deserialization binds builtins by name, to regorus's own).
 pub fn restore(bytes: &[u8]) -> Result<Program, LoadError> {
     match Program::deserialize_binary(bytes) {
-        Ok(DeserializationResult::Complete(program)) => Ok(crate::rvm::with_go_sprintf(&program)),
+        Ok(DeserializationResult::Complete(program)) => Ok(crate::rvm::with_go_sprintf(program)),
         Ok(DeserializationResult::Partial(_)) => Err(LoadError::Program(
             "only partly (an older format, damaged sections or an unknown builtin)".into(),
         )),

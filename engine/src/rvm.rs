@@ -81,7 +81,9 @@ impl FastPath {
         }
         let policy = engine.compile_with_entrypoint(&rule.into()).ok()?;
         let program = Compiler::compile_from_policy(&policy, &[rule]).ok()?;
-        Self::ready(Some(policy), with_go_sprintf(&program), rule)
+        // The compiler's own `Arc` is the only one: taken, not cloned, when it can be.
+        let program = Arc::try_unwrap(program).unwrap_or_else(|shared| (*shared).clone());
+        Self::ready(Some(policy), with_go_sprintf(program), rule)
     }
 
     /// A fast path from a program compiled ahead of time ([`crate::precompiled`]), whose
@@ -245,8 +247,7 @@ pub fn is_time_limit(error: &anyhow::Error) -> bool {
 
 /// The program with `sprintf` bound to tollgate's Go-compatible implementation, as the
 /// interpreter has it through an extension (the RVM only calls regorus's builtin table).
-pub(crate) fn with_go_sprintf(program: &Program) -> Program {
-    let mut program = program.clone();
+pub(crate) fn with_go_sprintf(mut program: Program) -> Program {
     for (i, info) in program.builtin_info_table.iter().enumerate() {
         if info.name == "sprintf"
             && let Some(slot) = program.resolved_builtins.get_mut(i)
