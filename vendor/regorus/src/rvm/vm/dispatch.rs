@@ -25,7 +25,65 @@ impl RegoVM {
         program: &Program,
         instruction: Instruction,
     ) -> Result<InstructionOutcome> {
-        self.execute_load_and_move(program, instruction)
+        // tollgate: one match sends each instruction to its group's handler. Each handler hands
+        // what it does not handle to the next, so without this an instruction of the last
+        // groups went through up to eight matches before it ran.
+        use Instruction::*;
+        match instruction {
+            Load { .. }
+            | LoadTrue { .. }
+            | LoadFalse { .. }
+            | LoadNull { .. }
+            | LoadBool { .. }
+            | LoadData { .. }
+            | LoadInput { .. }
+            | LoadContext { .. }
+            | LoadMetadata { .. }
+            | Move { .. } => self.execute_load_and_move(program, instruction),
+            Add { .. } | Sub { .. } | Mul { .. } | Div { .. } | Mod { .. } => {
+                self.execute_arithmetic_instruction(program, instruction)
+            }
+            Eq { .. }
+            | Ne { .. }
+            | Lt { .. }
+            | Le { .. }
+            | Gt { .. }
+            | Ge { .. }
+            | And { .. }
+            | Or { .. }
+            | Not { .. }
+            | AssertEq { .. }
+            | Guard { .. }
+            | ReturnUndefinedIfNotTrue { .. }
+            | CoalesceUndefinedToNull { .. } => {
+                self.execute_comparison_instruction(program, instruction)
+            }
+            BuiltinCall { .. }
+            | HostAwait { .. }
+            | FunctionCall { .. }
+            | Return { .. }
+            | CallRule { .. }
+            | RuleInit { .. }
+            | DestructuringSuccess { .. }
+            | RuleReturn { .. } => self.execute_call_instruction(program, instruction),
+            ObjectSet { .. }
+            | ObjectCreate { .. }
+            | Index { .. }
+            | IndexLiteral { .. }
+            | ArrayNew { .. }
+            | ArrayPush { .. }
+            | ArrayPushDefined { .. }
+            | ArrayCreate { .. }
+            | SetNew { .. }
+            | SetAdd { .. }
+            | SetCreate { .. }
+            | Contains { .. }
+            | Count { .. } => self.execute_collection_instruction(program, instruction),
+            LoopStart { .. } | LoopNext { .. } | AnyOfNext { .. } | Halt { .. } => {
+                self.execute_loop_instruction(program, instruction)
+            }
+            _ => self.execute_policy_instruction(program, instruction),
+        }
     }
 
     fn execute_load_and_move(

@@ -915,11 +915,20 @@ impl RegoVM {
             .or_else(fallback_execution_timer_config)
     }
 
+    // tollgate: this runs before every instruction, and the clock is read only once every
+    // `check_interval` of them: the counting is inlined into the dispatch loop, the clock read
+    // is not.
+    #[inline]
     pub(super) fn execution_timer_tick(&mut self, work_units: u32) -> Result<()> {
         if !self.execution_timer.accumulate(work_units) {
             return Ok(());
         }
+        self.execution_timer_check()
+    }
 
+    #[cold]
+    #[inline(never)]
+    fn execution_timer_check(&mut self) -> Result<()> {
         let Some(now) = monotonic_now() else {
             return Ok(());
         };

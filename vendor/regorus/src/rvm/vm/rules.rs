@@ -223,21 +223,17 @@ impl RegoVM {
             });
         }
 
-        // tollgate: borrowed from a handle on the program, not cloned: a `RuleInfo` clone
-        // allocates (its name and per-definition tables), and this runs on every rule call,
-        // cached ones included.
-        let program = Arc::clone(&self.program);
-        let rule_info =
-            program
-                .rule_infos
-                .get(rule_idx)
-                .ok_or_else(|| VmError::RuleInfoMissing {
-                    index: rule_index,
-                    pc: self.pc,
-                    available: program.rule_infos.len(),
-                })?;
-
-        let is_function_rule = rule_info.function_info.is_some();
+        let is_function_rule = self
+            .program
+            .rule_infos
+            .get(rule_idx)
+            .ok_or_else(|| VmError::RuleInfoMissing {
+                index: rule_index,
+                pc: self.pc,
+                available: self.program.rule_infos.len(),
+            })?
+            .function_info
+            .is_some();
 
         if !is_function_rule {
             let (ref computed, ref cached_result) =
@@ -255,8 +251,23 @@ impl RegoVM {
             }
         }
 
+        // tollgate: borrowed from a handle on the program, not cloned: a `RuleInfo` clone
+        // allocates (its name and per-definition tables), and this runs on every rule call.
+        // The handle is taken only past the cache: it costs an atomic increment and decrement,
+        // which a call answered from the cache does not need.
+        let program = Arc::clone(&self.program);
+        let rule_info =
+            program
+                .rule_infos
+                .get(rule_idx)
+                .ok_or_else(|| VmError::RuleInfoMissing {
+                    index: rule_index,
+                    pc: self.pc,
+                    available: program.rule_infos.len(),
+                })?;
+
         let rule_type = rule_info.rule_type.clone();
-        let rule_definitions = rule_info.definitions.clone();
+        let rule_definitions = &rule_info.definitions;
 
         if rule_definitions.is_empty() {
             // No compiled definitions — check for a default value before returning Undefined.
@@ -292,7 +303,7 @@ impl RegoVM {
         });
 
         let (final_result, rule_failed_due_to_inconsistency) = self
-            .execute_rule_definitions_common(&rule_definitions, &rule_info, function_call_params)?;
+            .execute_rule_definitions_common(rule_definitions, rule_info, function_call_params)?;
         if rule_failed_due_to_inconsistency {
             return Err(VmError::Conflict {
                 what: "rule",
