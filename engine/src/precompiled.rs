@@ -151,6 +151,11 @@ impl Precompiled {
         &self.fingerprint
     }
 
+    /// Whether some entry was compiled for a template of this name (for any Rego).
+    pub fn has_program_named(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| e.key.name == name)
+    }
+
     /// The program for a template's Rego, if this artifact has one.
     pub fn lookup(&self, name: &str, code: &RegoCode) -> Lookup {
         let Some(entry) = self.entries.iter().find(|e| e.key.matches(name, code)) else {

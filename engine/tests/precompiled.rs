@@ -263,3 +263,100 @@ fn a_program_is_only_given_to_its_own_rego() {
 fn the_artifact_is_the_same_on_every_build() {
     assert_eq!(artifact().to_bytes(), artifact().to_bytes());
 }
+
+/// A template named `k8smany<i>` whose one violation says which template it is.
+fn numbered_template(i: usize, wording: &str) -> String {
+    format!(
+        r#"
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8smany{i}
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sMany{i}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8smany{i}
+
+        violation[{{"msg": msg}}] {{
+          msg := sprintf("{wording} %d of %v", [{i}, input.review.object.metadata.name])
+        }}
+"#
+    )
+}
+
+fn numbered_sources(count: usize, wording: impl Fn(usize) -> &'static str) -> Sources {
+    let mut sources = Sources::default();
+    for i in 0..count {
+        sources
+            .add_text(&format!("t{i}.yaml"), &numbered_template(i, wording(i)))
+            .unwrap();
+        let constraint = format!(
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sMany{i}\nmetadata:\n  name: c{i}\n"
+        );
+        sources
+            .add_text(&format!("c{i}.yaml"), &constraint)
+            .unwrap();
+    }
+    sources
+}
+
+/// Templates with a program in the artifact are restored on the building thread while the
+/// others compile on worker threads: every template still gets its own code, its own account
+/// of its program and its own warning, whichever way it was built.
+#[test]
+fn a_pack_partly_precompiled_gets_each_template_its_own_program() {
+    const COUNT: usize = 9;
+    // The artifact has programs for the even templates, one for template 3 under other Rego,
+    // and a damaged one for template 5.
+    let covered = PolicySet::build(&numbered_sources(COUNT, |i| {
+        if i == 3 { "other Rego:" } else { "template" }
+    }))
+    .unwrap();
+    let mut artifact = Precompiled::new();
+    let all = Precompiled::of_templates(covered.templates().map(AsRef::as_ref)).unwrap();
+    for entry in all.entries() {
+        let i: usize = entry.key.name["k8smany".len()..].parse().unwrap();
+        let mut entry = entry.clone();
+        if i == 5 {
+            entry.program.truncate(entry.program.len() / 2);
+        }
+        if i.is_multiple_of(2) || i == 3 || i == 5 {
+            artifact.insert(entry);
+        }
+    }
+    let read: &'static Precompiled = Box::leak(Box::new(artifact));
+    let options = BuildOptions {
+        precompiled: Some(read),
+        ..BuildOptions::default()
+    };
+    let (set, warnings) =
+        PolicySet::build_warning(&numbered_sources(COUNT, |_| "template"), options).unwrap();
+
+    for i in 0..COUNT {
+        let template = set.template(&format!("K8sMany{i}")).unwrap();
+        let got = template.precompiled();
+        match i {
+            5 => assert!(
+                matches!(got, PrecompiledUse::Refused(_)),
+                "template 5: {got:?}"
+            ),
+            _ if i.is_multiple_of(2) => assert_eq!(got, &PrecompiledUse::Used, "template {i}"),
+            _ => assert_eq!(got, &PrecompiledUse::None, "template {i}"),
+        }
+    }
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("k8smany5") && warnings[0].contains("precompiled program is not used"),
+        "{warnings:?}"
+    );
+    let mut expected: Vec<String> = (0..COUNT)
+        .map(|i| format!("error=false template {i} of web"))
+        .collect();
+    expected.sort();
+    assert_eq!(messages(&set, pod(false)), expected);
+}
