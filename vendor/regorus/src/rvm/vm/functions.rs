@@ -1,7 +1,9 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
-use crate::builtins;
+use crate::builtins::{self, BuiltinFcn};
+use crate::rvm::instructions::BuiltinCallParams;
 use crate::value::Value;
+use alloc::vec::Vec;
 
 use super::errors::{Result, VmError};
 use super::execution_model::ExecutionMode;
@@ -59,23 +61,70 @@ impl RegoVM {
                     pc: self.pc,
                     available: program.builtin_info_table.len(),
                 })?;
-            let resolved = program
-                .get_resolved_builtin(params.builtin_index)
-                .map(|fcn| fcn.0);
+            let resolved = program.get_resolved_builtin(params.builtin_index).copied();
             let cache_name = builtins::must_cache(builtin_info.name.as_str());
             (params, builtin_info.num_args, resolved, cache_name)
         };
 
+        // tollgate: the arguments are moved out of their registers for the call and moved back
+        // after it, not cloned: a clone of a string, array, set or object is an atomic
+        // increment, and dropping it an atomic decrement. A register passed twice is cloned the
+        // second time, since the first move left it undefined.
+        let registers = params.arg_registers();
         let mut args = core::mem::take(&mut self.cached_builtin_args);
         args.clear();
-        for &arg_reg in params.arg_registers().iter() {
-            let arg_value = self.get_register(arg_reg)?.clone();
-            args.push(arg_value);
+        for (k, &arg_reg) in registers.iter().enumerate() {
+            let repeated = registers.get(..k).is_some_and(|seen| seen.contains(&arg_reg));
+            let arg_value = if repeated {
+                self.get_register(arg_reg).cloned()
+            } else {
+                self.take_register(arg_reg)
+            };
+            match arg_value {
+                Ok(value) => args.push(value),
+                Err(err) => {
+                    self.restore_builtin_args(registers, args);
+                    return Err(err);
+                }
+            }
         }
+        let outcome = self.call_builtin(&params, expected_args, resolved, cache_name, &args);
+        self.restore_builtin_args(registers, args);
+        let result = outcome?;
+        self.set_register(params.dest, result)?;
+        self.memory_check()?;
 
+        Ok(())
+    }
+
+    /// Moves builtin arguments back into the registers they were taken from (see
+    /// `execute_builtin_call`) and keeps the emptied vector for the next call.
+    fn restore_builtin_args(&mut self, registers: &[u8], mut args: Vec<Value>) {
+        for (k, value) in args.drain(..).enumerate() {
+            let Some(&reg) = registers.get(k) else { break };
+            if registers.get(..k).is_some_and(|seen| seen.contains(&reg)) {
+                continue;
+            }
+            if let Some(slot) = self.registers.get_mut(usize::from(reg)) {
+                *slot = value;
+            }
+        }
+        self.cached_builtin_args = args;
+    }
+
+    /// A builtin's result for `args`: undefined when an argument is, from the cache for the
+    /// builtins that must give one value per evaluation, and undefined for an error that is
+    /// not strict and not a resource limit.
+    fn call_builtin(
+        &mut self,
+        params: &BuiltinCallParams,
+        expected_args: u16,
+        resolved: Option<BuiltinFcn>,
+        cache_name: Option<&'static str>,
+        args: &[Value],
+    ) -> Result<Value> {
         let actual_args = args.len();
         if u16::try_from(actual_args).unwrap_or(u16::MAX) != expected_args {
-            self.cached_builtin_args = args;
             return Err(VmError::BuiltinArgumentMismatch {
                 expected: expected_args,
                 actual: actual_args,
@@ -84,14 +133,10 @@ impl RegoVM {
         }
 
         if args.iter().any(|a| a == &Value::Undefined) {
-            self.cached_builtin_args = args;
-            self.set_register(params.dest, Value::Undefined)?;
-            self.memory_check()?;
-            return Ok(());
+            return Ok(Value::Undefined);
         }
 
         let Some(builtin_fn) = resolved else {
-            self.cached_builtin_args = args;
             let name = self
                 .program
                 .get_builtin_info(params.builtin_index)
@@ -103,12 +148,8 @@ impl RegoVM {
         if let Some(name) = cache_name {
             if let Some(entries) = self.builtins_cache.get(name) {
                 for entry in entries {
-                    if entry.0.as_slice() == args.as_slice() {
-                        let cached = entry.1.clone();
-                        self.cached_builtin_args = args;
-                        self.set_register(params.dest, cached)?;
-                        self.memory_check()?;
-                        return Ok(());
+                    if entry.0.as_slice() == args {
+                        return Ok(entry.1.clone());
                     }
                 }
             }
@@ -116,57 +157,38 @@ impl RegoVM {
 
         self.ensure_dummy_exprs(args.len())?;
         self.get_dummy_span()?;
-        let outcome = match self.dummy_span.as_ref() {
-            Some(dummy_span) => builtin_fn(
-                dummy_span,
-                self.dummy_exprs.get(..args.len()).unwrap_or(&[]),
-                &args,
-                self.strict_builtin_errors,
-            ),
-            None => {
-                self.cached_builtin_args = args;
-                return Err(VmError::Internal {
-                    message: "dummy span missing after initialization".into(),
-                    pc: self.pc,
-                });
-            }
+        let Some(dummy_span) = self.dummy_span.as_ref() else {
+            return Err(VmError::Internal {
+                message: "dummy span missing after initialization".into(),
+                pc: self.pc,
+            });
         };
+        let outcome = (builtin_fn.0)(
+            dummy_span,
+            self.dummy_exprs.get(..args.len()).unwrap_or(&[]),
+            args,
+            self.strict_builtin_errors,
+        );
         let result = match outcome {
             Ok(value) => value,
             // Resource-limit errors must always propagate, even in non-strict
             // mode, to prevent `not builtin(...)` from silently flipping to true.
             Err(e) if !self.strict_builtin_errors => {
                 if e.downcast_ref::<crate::LimitError>().is_some() {
-                    self.cached_builtin_args = args;
                     return Err(e.into());
                 }
                 Value::Undefined
             }
-            Err(err) => {
-                self.cached_builtin_args = args;
-                return Err(err.into());
-            }
+            Err(err) => return Err(err.into()),
         };
 
         if let Some(name) = cache_name {
-            // Move args into the cache. The now-empty (zero-capacity) Vec is
-            // stored back in cached_builtin_args; the next call will re-allocate.
-            // This is acceptable because cache inserts are rare (once per unique
-            // argument set) while the hot path (cache hit above) reuses the Vec.
-            let cache_args = core::mem::take(&mut args);
-            self.cached_builtin_args = args;
+            // Cache inserts are rare (once per unique argument set).
             self.builtins_cache
                 .entry(name)
                 .or_default()
-                .push((cache_args, result.clone()));
-            self.set_register(params.dest, result)?;
-        } else {
-            self.cached_builtin_args = args;
-            self.set_register(params.dest, result)?;
+                .push((args.to_vec(), result.clone()));
         }
-
-        self.memory_check()?;
-
-        Ok(())
+        Ok(result)
     }
 }
