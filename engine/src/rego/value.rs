@@ -7,8 +7,6 @@
 //! serde hands them to regorus's visitor. The one input serde treats specially, an object whose
 //! first key is serde_json's private big-number marker, is left to serde.
 
-use std::collections::BTreeMap;
-
 use regorus::Value as RegoValue;
 use serde::Deserialize as _;
 use serde_json::Value;
@@ -44,14 +42,17 @@ fn direct(json: &Value) -> Option<RegoValue> {
             if map.keys().next().is_some_and(|k| k == NUMBER_MARKER) {
                 return None;
             }
-            let mut out = BTreeMap::new();
+            // Into regorus's sorted storage with no map built on the way: the entries are sorted
+            // once (serde_json keeps a document's key order here), which costs less than a
+            // map's inserts, and already-sorted keys are only checked.
+            let mut out = Vec::with_capacity(map.len());
             for (k, v) in map {
-                out.insert(RegoValue::from(k.as_str()), direct(v)?);
+                out.push((RegoValue::from(k.as_str()), direct(v)?));
             }
             if out.is_empty() {
                 RegoValue::new_object()
             } else {
-                RegoValue::from(out)
+                RegoValue::from_sorted_entries(out)
             }
         }
     })
@@ -74,6 +75,30 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&to_rego(&json)).unwrap(),
             serde_json::to_string(&expected).unwrap()
+        );
+    }
+
+    /// Entries out of order, or with a key twice, still make a well-formed object: sorted, the
+    /// last value of a key kept (as a map's inserts would), every key found by lookup.
+    #[test]
+    fn objects_from_entries_in_any_order_are_sorted_and_deduplicated() {
+        let entries = [("b", 1), ("a", 2), ("c", 3), ("a", 4), ("B", 5)];
+        let mut map = std::collections::BTreeMap::new();
+        for (k, v) in entries {
+            map.insert(RegoValue::from(k), RegoValue::from(v));
+        }
+        let built = RegoValue::from_sorted_entries(
+            entries
+                .iter()
+                .map(|(k, v)| (RegoValue::from(*k), RegoValue::from(*v)))
+                .collect(),
+        );
+        assert_eq!(built, RegoValue::from(map));
+        assert_eq!(built["a"], RegoValue::from(4));
+        assert_eq!(built["B"], RegoValue::from(5));
+        assert_eq!(
+            serde_json::to_string(&built).unwrap(),
+            r#"{"B":5,"a":4,"b":1,"c":3}"#
         );
     }
 

@@ -422,6 +422,13 @@ impl Value {
         Value::from(BTreeMap::new())
     }
 
+    /// tollgate: an object from entries already in key order with no key twice, with no map
+    /// built on the way (see `Object::from_sorted_entries`, which also takes entries that are
+    /// not).
+    pub fn from_sorted_entries(entries: Vec<(Value, Value)>) -> Value {
+        Value::from(Object::from_sorted_entries(entries))
+    }
+
     /// Create an empty [`Value::Set`]
     ///
     /// ```

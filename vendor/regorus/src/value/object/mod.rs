@@ -22,6 +22,7 @@ mod serde;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::fmt;
 
@@ -238,6 +239,33 @@ impl From<BTreeMap<Value, Value>> for Object {
             Self {
                 repr: Repr::BTree(map),
             }
+        }
+    }
+}
+
+impl Object {
+    /// tollgate: an object from entries that are already in key order with no key twice (a
+    /// `serde_json` object's, say), stored compactly with no map built on the way. Entries that
+    /// are not are sorted and deduplicated first, the last value of a key winning as with
+    /// [`Object::insert`], so the sorted-storage invariant holds whatever the input.
+    pub fn from_sorted_entries(mut entries: Vec<(Value, Value)>) -> Self {
+        if entries.is_empty() {
+            return Self { repr: Repr::Empty };
+        }
+        if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            // Stable, so equal keys keep their order and the last one is kept below.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut deduped: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
+            for entry in entries {
+                match deduped.last_mut() {
+                    Some(last) if last.0 == entry.0 => *last = entry,
+                    _ => deduped.push(entry),
+                }
+            }
+            entries = deduped;
+        }
+        Self {
+            repr: Repr::Frozen(entries.into_boxed_slice()),
         }
     }
 }
