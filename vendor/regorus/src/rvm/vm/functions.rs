@@ -74,7 +74,9 @@ impl RegoVM {
         let mut args = core::mem::take(&mut self.cached_builtin_args);
         args.clear();
         for (k, &arg_reg) in registers.iter().enumerate() {
-            let repeated = registers.get(..k).is_some_and(|seen| seen.contains(&arg_reg));
+            let repeated = registers
+                .get(..k)
+                .is_some_and(|seen| seen.contains(&arg_reg));
             let arg_value = if repeated {
                 self.get_register(arg_reg).cloned()
             } else {
