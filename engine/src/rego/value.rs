@@ -49,11 +49,7 @@ fn direct(json: &Value) -> Option<RegoValue> {
             for (k, v) in map {
                 out.push((RegoValue::from(k.as_str()), direct(v)?));
             }
-            if out.is_empty() {
-                RegoValue::new_object()
-            } else {
-                RegoValue::from_sorted_entries(out)
-            }
+            RegoValue::from_sorted_entries(out)
         }
     })
 }

@@ -422,9 +422,9 @@ impl Value {
         Value::from(BTreeMap::new())
     }
 
-    /// tollgate: an object from entries already in key order with no key twice, with no map
-    /// built on the way (see `Object::from_sorted_entries`, which also takes entries that are
-    /// not).
+    /// tollgate: an object from its entries, with no map built on the way: entries in key
+    /// order with no key twice are only checked, others sorted and deduplicated (see
+    /// `Object::from_sorted_entries`).
     pub fn from_sorted_entries(entries: Vec<(Value, Value)>) -> Value {
         Value::from(Object::from_sorted_entries(entries))
     }

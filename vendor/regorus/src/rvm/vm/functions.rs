@@ -40,9 +40,9 @@ impl RegoVM {
 
     pub(super) fn execute_builtin_call(&mut self, params_index: u16) -> Result<()> {
         // tollgate: what the call needs is copied out of the program (a few integers and a
-        // function pointer) instead of cloning the program's `Arc`, and the builtin borrows the
-        // machine's placeholder span and expressions instead of a clone of each: every clone of
-        // them is an atomic reference-count update, on every builtin call.
+        // function pointer) instead of cloning the program's `Arc`, and `call_builtin` lends
+        // the builtin the machine's placeholder span and expressions instead of a clone of
+        // each: every clone of them is an atomic reference-count update, on every builtin call.
         let (params, expected_args, resolved, cache_name) = {
             let program = &*self.program;
             let params = program

@@ -244,10 +244,10 @@ impl From<BTreeMap<Value, Value>> for Object {
 }
 
 impl Object {
-    /// tollgate: an object from entries that are already in key order with no key twice (a
-    /// `serde_json` object's, say), stored compactly with no map built on the way. Entries that
-    /// are not are sorted and deduplicated first, the last value of a key winning as with
-    /// [`Object::insert`], so the sorted-storage invariant holds whatever the input.
+    /// tollgate: an object from its entries, stored compactly with no map built on the way.
+    /// Entries already in key order with no key twice are only checked; others are sorted and
+    /// deduplicated first, the last value of a key winning as with [`Object::insert`], so the
+    /// sorted-storage invariant holds whatever the input.
     pub fn from_sorted_entries(mut entries: Vec<(Value, Value)>) -> Self {
         if entries.is_empty() {
             return Self { repr: Repr::Empty };
