@@ -113,20 +113,10 @@ impl RawDocument {
         if is_blank(&self.text) {
             return Ok(None);
         }
-        let value: Option<Value> = serde_saphyr::from_str_with_options(&self.text, yaml_options())
-            .map_err(|err| {
-                let (line, column) = err
-                    .location()
-                    .map(|loc| (loc.line() as usize, loc.column() as usize))
-                    .unwrap_or((1, 1));
-                DocumentError::Syntax {
-                    file: file.to_string(),
-                    document: self.document,
-                    line: self.first_line + line.saturating_sub(1),
-                    column,
-                    message: first_line_of(&err.to_string()),
-                }
-            })?;
+        let value = match crate::block_yaml::parse(&self.text) {
+            Some(value) => Some(value),
+            None => self.parse_fully(file)?,
+        };
         Ok(match value {
             None | Some(Value::Null) => None,
             Some(value) => Some(Document {
@@ -141,6 +131,23 @@ impl RawDocument {
                     .then(|| self.text.as_str().into()),
                 value,
             }),
+        })
+    }
+
+    /// The full parser's reading, errors placed in the file.
+    fn parse_fully(&self, file: &str) -> Result<Option<Value>, DocumentError> {
+        parse_yaml_fully(&self.text).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map(|loc| (loc.line() as usize, loc.column() as usize))
+                .unwrap_or((1, 1));
+            DocumentError::Syntax {
+                file: file.to_string(),
+                document: self.document,
+                line: self.first_line + line.saturating_sub(1),
+                column,
+                message: first_line_of(&err.to_string()),
+            }
         })
     }
 }
@@ -295,6 +302,12 @@ impl<R: BufRead> Iterator for Stream<R> {
             }
         }
     }
+}
+
+/// A document's value as the full YAML parser reads it, without the [`crate::block_yaml`]
+/// shortcut: the reading that shortcut must agree with wherever it answers.
+pub fn parse_yaml_fully(text: &str) -> Result<Option<Value>, serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options(text, yaml_options())
 }
 
 /// YAML as Kubernetes tools read it for objects: `true`/`false` are booleans, while `y`, `n`,

@@ -6,6 +6,7 @@
 //! [`review`] → [`evaluate::review`] (match, expand, evaluate) → [`decide`]. The crate is
 //! synchronous and does no network I/O; the webhook binary wraps it.
 
+pub mod block_yaml;
 pub mod cel;
 pub mod compile;
 pub mod data;

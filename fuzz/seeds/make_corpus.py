@@ -114,6 +114,17 @@ def main():
         put("go_sprintf", fmt)
         put("go_sprintf", fmt + "\0" + json.dumps([1, "x", 2.5, True, None, {"a": [1]}]))
 
+    # Documents for the block-YAML shortcut: the samples as written (most are in its subset),
+    # and a few that sit on its edges.
+    for path in samples + sorted(glob.glob(os.path.join(ROOT, "constraints/*/samples/tracker/constraint.yaml"))):
+        with open(path) as f:
+            for doc in f.read().split("\n---"):
+                if doc.strip():
+                    put("block_yaml", doc.lstrip("-\n"))
+    for doc in ["a: 1\nb:\n- c\n-\n  d: 'e'\n", "a:\n  - b: [] \n    c: {}\n# x\nd: 1Gi\n",
+                "a: yes\nb: ~\nc: 007\n", "- a: 1\n  b:\n  - 2\n", "a: \"b c\"\nd: e:f\n"]:
+        put("block_yaml", doc)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,7 +17,8 @@ use tollgate::serve::admission::admit;
 use tollgate::serve::config::{EvaluateOn, Exemptions};
 use tollgate::serve::metrics::Metrics;
 use tollgate::serve::state::{AdmissionSettings, AppState};
-use tollgate_engine::document::parse_stream;
+use tollgate_engine::block_yaml;
+use tollgate_engine::document::{parse_stream, parse_yaml_fully};
 use tollgate_engine::gatekeeper::Suite;
 use tollgate_engine::policy_set::BuildOptions;
 use tollgate_engine::rvm::Evaluator;
@@ -269,4 +270,24 @@ pub fn rvm_differential(data: &[u8]) {
         outcome(loaded),
         "programs compiled now (left) and deserialized (right) disagree"
     );
+}
+
+// === block_yaml ===
+
+/// A document read by the block-YAML shortcut: wherever the shortcut answers, the full parser
+/// reads the same value (the shortcut must never change what a document means).
+pub fn block_yaml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(fast) = block_yaml::parse(text) else {
+        return;
+    };
+    match parse_yaml_fully(text) {
+        Ok(Some(full)) if full == fast => {}
+        other => panic!(
+            "the shortcut read {text:?} as {fast:?}, the full parser as {:?}",
+            other.map_err(|e| e.to_string())
+        ),
+    }
 }

@@ -107,3 +107,8 @@ fn go_sprintf() {
 fn rvm_differential() {
     replay("rvm_differential", harness::rvm_differential);
 }
+
+#[test]
+fn block_yaml() {
+    replay("block_yaml", harness::block_yaml);
+}
