@@ -205,9 +205,16 @@ pub type Reader<'a> = Box<dyn BufRead + Send + 'a>;
 
 /// Opens one input to be read a document at a time.
 pub fn stream(input: &Input) -> Result<document::Stream<Reader<'_>>, DocumentError> {
+    let (name, reader) = open(input)?;
+    Ok(document::stream(&name, reader))
+}
+
+/// Opens one input to be read as bytes, as they are, with the name its documents and errors
+/// carry (standard input is read once: keep it first, [`keep_unrepeatable`]).
+pub fn open(input: &Input) -> Result<(String, Reader<'_>), DocumentError> {
     match input {
-        Input::Stdin => Ok(document::stream(
-            "-",
+        Input::Stdin => Ok((
+            "-".to_string(),
             Box::new(std::io::BufReader::new(std::io::stdin())),
         )),
         Input::File(path) => {
@@ -216,15 +223,9 @@ pub fn stream(input: &Input) -> Result<document::Stream<Reader<'_>>, DocumentErr
                 file: file.clone(),
                 error,
             })?;
-            Ok(document::stream(
-                &file,
-                Box::new(std::io::BufReader::new(reader)),
-            ))
+            Ok((file, Box::new(std::io::BufReader::new(reader))))
         }
-        Input::Kept { name, text } => Ok(document::stream(
-            name,
-            Box::new(kept(name, text)?.as_bytes()),
-        )),
+        Input::Kept { name, text } => Ok((name.clone(), Box::new(kept(name, text)?.as_bytes()))),
     }
 }
 
