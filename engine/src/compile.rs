@@ -272,7 +272,11 @@ impl RegoProgram {
             // below would find nothing, and the interpreter waits until it is needed.
             match precompiled.lookup(name, code) {
                 Lookup::Absent => {}
-                Lookup::Ready { program: p, rule } => match FastPath::precompiled(*p, &rule) {
+                Lookup::Ready {
+                    program: p,
+                    rule,
+                    parameter_rules,
+                } => match FastPath::precompiled(*p, &rule, &parameter_rules) {
                     Some(fast) => {
                         program.fast = Some(fast);
                         program.violation_rule = rule;

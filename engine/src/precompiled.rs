@@ -10,8 +10,9 @@
 //! never fails a start, it only makes it slower, and says why ([`Precompiled::lookup`]).
 //!
 //! The format is tollgate's own, little-endian and length-prefixed: the magic, the format
-//! version, the fingerprint, then per entry the key's fields, the rule, regorus's
-//! `serialize_binary` bytes and their checksum. `tollgate build` writes it (`constraints/programs.rvm`), from the
+//! version, the fingerprint, then per entry the key's fields, the rule, the parameter-only
+//! rules ([`crate::rego::parameter_only_rules`]), regorus's `serialize_binary` bytes and their
+//! checksum. `tollgate build` writes it (`constraints/programs.rvm`), from the
 //! templates it generates, and `--check` fails when the committed one differs.
 
 use std::fmt;
@@ -28,8 +29,9 @@ const MAGIC: &[u8; 8] = b"TGRVM\0\0\x01";
 /// Where `tollgate build` writes the artifact, in the constraints directory.
 pub const FILE_NAME: &str = "programs.rvm";
 
-/// Bumped whenever the layout below changes (2: the word-wise checksum).
-const FORMAT: u32 = 2;
+/// Bumped whenever the layout below changes (2: the word-wise checksum; 3: the parameter-only
+/// rules).
+const FORMAT: u32 = 3;
 
 /// The Rego a program was compiled from: a template is only given the program of exactly its
 /// own code.
@@ -68,6 +70,9 @@ pub struct Entry {
     pub key: Key,
     /// The `violation` rule's full path (`data.<package>.violation`).
     pub rule: String,
+    /// The paths of the rules whose values depend on `input.parameters` alone, found in the
+    /// Rego when it was compiled (a program alone does not tell).
+    pub parameter_rules: Vec<String>,
     /// `Program::serialize_binary`.
     pub program: Vec<u8>,
 }
@@ -120,6 +125,8 @@ pub enum Lookup {
         program: Box<Program>,
         /// The `violation` rule's path.
         rule: String,
+        /// The parameter-only rules' paths.
+        parameter_rules: Vec<String>,
     },
     /// An entry that cannot be used: compile, and say why.
     Unusable(LoadError),
@@ -165,6 +172,7 @@ impl Precompiled {
             Ok(program) => Lookup::Ready {
                 program: Box::new(program),
                 rule: entry.rule.clone(),
+                parameter_rules: entry.parameter_rules.clone(),
             },
             Err(e) => Lookup::Unusable(e),
         }
@@ -193,6 +201,7 @@ impl Precompiled {
             out.insert(Entry {
                 key: Key::of(name, code),
                 rule: fast.rule().to_string(),
+                parameter_rules: fast.parameter_rules(),
                 program,
             });
         }
@@ -215,6 +224,10 @@ impl Precompiled {
                 put(&mut out, lib.as_bytes());
             }
             put(&mut out, e.rule.as_bytes());
+            put_len(&mut out, e.parameter_rules.len());
+            for rule in &e.parameter_rules {
+                put(&mut out, rule.as_bytes());
+            }
             put(&mut out, &e.program);
             out.extend_from_slice(&checksum(&e.program).to_le_bytes());
         }
@@ -248,6 +261,9 @@ impl Precompiled {
                 .map(|_| r.string())
                 .collect::<Result<Vec<_>, _>>()?;
             let rule = r.string()?;
+            let parameter_rules = (0..r.u32()?)
+                .map(|_| r.string())
+                .collect::<Result<Vec<_>, _>>()?;
             let program = r.bytes()?.to_vec();
             // regorus's format has no checksum, and a flipped byte in an instruction can
             // decode into another valid instruction.
@@ -264,6 +280,7 @@ impl Precompiled {
                     libs,
                 },
                 rule,
+                parameter_rules,
                 program,
             });
         }
@@ -292,11 +309,17 @@ pub fn differences(committed: &[u8], fresh: &Precompiled) -> Vec<String> {
     for e in &fresh.entries {
         match old.entries.iter().find(|o| o.key == e.key) {
             None => out.push(format!("{}: no program for its current Rego", e.key.name)),
-            Some(o) if o != e => out.push(format!(
+            Some(o) if o.program != e.program || o.rule != e.rule => out.push(format!(
                 "{}: the program differs ({} bytes committed, {} compiled now)",
                 e.key.name,
                 o.program.len(),
                 e.program.len()
+            )),
+            Some(o) if o.parameter_rules != e.parameter_rules => out.push(format!(
+                "{}: the parameter-only rules differ (committed [{}], found now [{}])",
+                e.key.name,
+                o.parameter_rules.join(", "),
+                e.parameter_rules.join(", ")
             )),
             Some(_) => {}
         }

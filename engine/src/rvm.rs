@@ -46,10 +46,31 @@ pub struct FastPath {
     /// `{"inventory": {}}`, built once: an idle machine holds it, so an evaluation without
     /// inventory neither builds nor re-checks its data.
     empty_data: Value,
+    /// The rules whose values depend on `input.parameters` alone
+    /// ([`rego::parameter_only_rules`]), as indices into the program's rules.
+    parameter_rules: Vec<usize>,
+    /// `"parameters"`, the key the machines' known values are filed under.
+    parameters_key: Value,
     /// Idle machines, each with the thread that ran it last, oldest first: an evaluation takes
     /// one of its own thread's, else any, else builds one (see `put_back`).
-    pool: Mutex<Vec<(ThreadId, RegoVM)>>,
+    pool: Mutex<Vec<(ThreadId, Machine)>>,
 }
+
+/// A machine, and the values of the parameter-only rules it computed, per parameters value.
+struct Machine {
+    vm: RegoVM,
+    known: Vec<Known>,
+}
+
+/// Values of parameter-only rules, computed on `parameters`.
+struct Known {
+    parameters: Value,
+    values: Vec<(usize, Value)>,
+}
+
+/// How many parameter values a machine keeps rule values for: one per constraint of the
+/// template in the steady state; past this, the oldest is forgotten.
+const KNOWN_LIMIT: usize = 64;
 
 impl std::fmt::Debug for FastPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,25 +104,54 @@ impl FastPath {
         let program = Compiler::compile_from_policy(&policy, &[rule]).ok()?;
         // The compiler's own `Arc` is the only one: taken, not cloned, when it can be.
         let program = Arc::try_unwrap(program).unwrap_or_else(|shared| (*shared).clone());
-        Self::ready(Some(policy), with_go_sprintf(program), rule)
+        let parameter_rules = rego::parameter_only_rules(engine.get_modules());
+        Self::ready(
+            Some(policy),
+            with_go_sprintf(program),
+            rule,
+            &parameter_rules,
+        )
     }
 
     /// A fast path from a program compiled ahead of time ([`crate::precompiled`]), whose
-    /// `sprintf` is already tollgate's.
-    pub fn precompiled(program: Program, rule: &str) -> Option<FastPath> {
-        Self::ready(None, program, rule)
+    /// `sprintf` is already tollgate's, with the parameter-only rules found when it was
+    /// compiled.
+    pub fn precompiled(
+        program: Program,
+        rule: &str,
+        parameter_rules: &[String],
+    ) -> Option<FastPath> {
+        Self::ready(None, program, rule, parameter_rules)
     }
 
-    fn ready(policy: Option<CompiledPolicy>, program: Program, rule: &str) -> Option<FastPath> {
+    fn ready(
+        policy: Option<CompiledPolicy>,
+        program: Program,
+        rule: &str,
+        parameter_rules: &[String],
+    ) -> Option<FastPath> {
         let mut empty_data = Value::new_object();
         if let Ok(map) = empty_data.as_object_mut() {
             map.insert(Value::from("inventory"), Value::new_object());
         }
+        // Rules the compiler left out (never called from `violation`) have no index: nothing
+        // to keep for them.
+        let parameter_rules = program
+            .rule_infos
+            .iter()
+            .enumerate()
+            .filter(|(_, info)| {
+                info.function_info.is_none() && parameter_rules.contains(&info.name)
+            })
+            .map(|(i, _)| i)
+            .collect();
         let fast = FastPath {
             policy,
             program: Arc::new(program),
             rule: rule.to_string(),
             empty_data,
+            parameter_rules,
+            parameters_key: Value::from("parameters"),
             pool: Mutex::new(Vec::new()),
         };
         // A machine that cannot even take the empty data is no fast path.
@@ -121,7 +171,17 @@ impl FastPath {
         &self.rule
     }
 
-    fn machine(&self, inventory: Option<&Value>) -> Result<RegoVM, Fallback> {
+    /// The paths of the rules whose values a machine keeps from one evaluation to the next of
+    /// the same parameters.
+    pub fn parameter_rules(&self) -> Vec<String> {
+        self.parameter_rules
+            .iter()
+            .filter_map(|i| self.program.rule_infos.get(*i))
+            .map(|info| info.name.clone())
+            .collect()
+    }
+
+    fn machine(&self, inventory: Option<&Value>) -> Result<Machine, Fallback> {
         // This thread's own machine if one is idle, else any (its thread may be gone): see
         // `put_back`.
         let me = this_thread();
@@ -132,9 +192,9 @@ impl FastPath {
                 .or(pool.len().checked_sub(1))?;
             Some(pool.remove(at).1)
         });
-        let mut vm = match pooled {
+        let mut machine = match pooled {
             // Pooled machines hold `empty_data` (see `evaluate`).
-            Some(vm) => vm,
+            Some(machine) => machine,
             None => {
                 let mut vm = match &self.policy {
                     Some(policy) => RegoVM::new_with_policy(policy.clone()),
@@ -147,7 +207,10 @@ impl FastPath {
                 vm.set_max_instructions(usize::MAX);
                 vm.set_data(self.empty_data.clone())
                     .map_err(|_| Fallback::Interpreter)?;
-                vm
+                Machine {
+                    vm,
+                    known: Vec::new(),
+                }
             }
         };
         if let Some(inventory) = inventory {
@@ -155,9 +218,12 @@ impl FastPath {
             if let Ok(map) = data.as_object_mut() {
                 map.insert(Value::from("inventory"), inventory.clone());
             }
-            vm.set_data(data).map_err(|_| Fallback::Interpreter)?;
+            machine
+                .vm
+                .set_data(data)
+                .map_err(|_| Fallback::Interpreter)?;
         }
-        Ok(vm)
+        Ok(machine)
     }
 
     /// The program a new machine runs: the first machine shares the compiled one; any other
@@ -186,12 +252,12 @@ impl FastPath {
     /// cached rule values) is freed by the thread that allocated it, not handed across to the
     /// allocator's slower cross-thread path. When the pool is full, the longest idle machine
     /// makes room.
-    fn put_back(&self, vm: RegoVM) {
+    fn put_back(&self, machine: Machine) {
         if let Ok(mut pool) = self.pool.lock() {
             if pool.len() >= POOL_LIMIT {
                 pool.remove(0);
             }
-            pool.push((this_thread(), vm));
+            pool.push((this_thread(), machine));
         }
     }
 
@@ -203,16 +269,23 @@ impl FastPath {
         inventory: Option<&Value>,
         timer: Option<ExecutionTimerConfig>,
     ) -> Result<Value, Fallback> {
-        let mut vm = self.machine(inventory)?;
+        let mut machine = self.machine(inventory)?;
+        let known = self.known_values(&mut machine, &input);
+        let vm = &mut machine.vm;
         // Every evaluation sets its timer: a pooled machine may carry another call's.
         vm.set_execution_timer_config(timer);
         vm.set_input(input);
         let result = vm.execute_entry_point_by_name(&self.rule);
+        if result.is_ok()
+            && let Some(at) = known
+        {
+            self.learn(&mut machine, at);
+        }
         // Drop the input and inventory before pooling: the machine must not pin a request or
         // a snapshot. A machine whose data cannot be reset is not pooled.
-        vm.set_input(Value::Undefined);
-        if inventory.is_none() || vm.set_data(self.empty_data.clone()).is_ok() {
-            self.put_back(vm);
+        machine.vm.set_input(Value::Undefined);
+        if inventory.is_none() || machine.vm.set_data(self.empty_data.clone()).is_ok() {
+            self.put_back(machine);
         }
         match result {
             // An undefined partial set is the empty set, as the interpreter answers.
@@ -227,6 +300,88 @@ impl FastPath {
                 }
             }
         }
+    }
+}
+
+impl FastPath {
+    /// Gives the machine the parameter-only rule values it knows for `input.parameters`, and
+    /// returns where they are filed (made room for when new), or `None` when the template has
+    /// no such rules.
+    fn known_values(&self, machine: &mut Machine, input: &Value) -> Option<usize> {
+        if self.parameter_rules.is_empty() {
+            return None;
+        }
+        let parameters = input
+            .as_object()
+            .ok()
+            .and_then(|map| map.get(&self.parameters_key))
+            .unwrap_or(&Value::Undefined);
+        if matches!(parameters, Value::Number(_)) {
+            // Never the same as another (see below): nothing to keep.
+            machine.vm.set_known_rule_values(std::iter::empty());
+            return None;
+        }
+        // A constraint's parameters are one value shared by all its reviews: the same
+        // allocation, which holds the same contents as long as an entry holds it (values are
+        // copied on write). Equal contents are not enough: `1` and `1.0` are equal numbers,
+        // and a rule may format them differently.
+        let at = machine
+            .known
+            .iter()
+            .position(|k| same_parameters(&k.parameters, parameters));
+        let at = match at {
+            Some(at) => at,
+            None => {
+                if machine.known.len() >= KNOWN_LIMIT {
+                    machine.known.remove(0);
+                }
+                machine.known.push(Known {
+                    parameters: parameters.clone(),
+                    values: Vec::new(),
+                });
+                machine.known.len() - 1
+            }
+        };
+        let values = machine
+            .known
+            .get(at)
+            .map(|k| k.values.as_slice())
+            .unwrap_or_default();
+        machine.vm.set_known_rule_values(values.iter().cloned());
+        Some(at)
+    }
+
+    /// Files the parameter-only rule values the last (successful) evaluation computed that the
+    /// machine did not know yet.
+    fn learn(&self, machine: &mut Machine, at: usize) {
+        let Some(known) = machine.known.get_mut(at) else {
+            return;
+        };
+        if known.values.len() == self.parameter_rules.len() {
+            return;
+        }
+        for &rule in &self.parameter_rules {
+            if known.values.iter().any(|(r, _)| *r == rule) {
+                continue;
+            }
+            if let Some(value) = machine.vm.computed_rule_value(rule) {
+                known.values.push((rule, value.clone()));
+            }
+        }
+    }
+}
+
+/// Whether two parameters values are the same allocation (the same shared object, array, set
+/// or string), or both absent, null, or the same boolean.
+fn same_parameters(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
+        (Value::Array(a), Value::Array(b)) => Arc::ptr_eq(a, b),
+        (Value::Set(a), Value::Set(b)) => Arc::ptr_eq(a, b),
+        (Value::String(a), Value::String(b)) => Arc::ptr_eq(a, b),
+        (Value::Undefined, Value::Undefined) | (Value::Null, Value::Null) => true,
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -371,5 +526,138 @@ violation[{"msg": msg}] {
         assert_eq!(tags(&fast).len(), 1);
         assert_ne!(tags(&fast), [other]);
         fast.put_back(again);
+    }
+
+    const PARAMETER_POLICY: &str = r#"package p
+names := {lower(n) | some n in input.parameters.names}
+violation contains {"msg": msg} if {
+    lower(input.review.object.metadata.name) in names
+    msg := sprintf("%v is not allowed", [input.review.object.metadata.name])
+}
+violation contains {"msg": "conflict"} if {
+    count(names) > 0
+    _conflict == 1
+}
+_conflict := 1 if input.review.conflict
+_conflict := 2 if input.review.conflict
+"#;
+
+    fn parameter_fast_path() -> FastPath {
+        let mut engine = Engine::new();
+        engine
+            .add_policy("p.rego".into(), PARAMETER_POLICY.into())
+            .unwrap();
+        FastPath::compile(&mut engine, "data.p.violation", PARAMETER_POLICY).unwrap()
+    }
+
+    fn review(name: &str, parameters: &Value) -> Value {
+        let mut input = Value::from(serde_json::json!({
+            "review": {"object": {"metadata": {"name": name}}},
+        }));
+        input
+            .as_object_mut()
+            .unwrap()
+            .insert(Value::from("parameters"), parameters.clone());
+        input
+    }
+
+    fn names(list: &[&str]) -> Value {
+        Value::from(serde_json::json!({ "names": list }))
+    }
+
+    /// The one pooled machine's known values: per parameters value, the rules it holds.
+    fn known(fast: &FastPath) -> Vec<Vec<String>> {
+        let pool = fast.pool.lock().unwrap();
+        assert_eq!(pool.len(), 1);
+        pool[0]
+            .1
+            .known
+            .iter()
+            .map(|k| {
+                k.values
+                    .iter()
+                    .map(|(i, _)| fast.program.rule_infos[*i].name.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parameter_only_rule_is_computed_once_per_parameters() {
+        let fast = parameter_fast_path();
+        assert_eq!(fast.parameter_rules(), ["data.p.names"]);
+        let first = names(&["A", "b"]);
+        let second = names(&["C"]);
+        let run = |name: &str, parameters: &Value| {
+            messages(
+                &fast
+                    .evaluate(review(name, parameters), None, None)
+                    .ok()
+                    .unwrap(),
+            )
+        };
+        assert_eq!(run("a", &first), ["a is not allowed"]);
+        assert_eq!(known(&fast), [vec!["data.p.names".to_string()]]);
+        // Other parameters are another entry, and answer by their own names.
+        assert_eq!(run("a", &second), Vec::<String>::new());
+        assert_eq!(run("c", &second), ["c is not allowed"]);
+        assert_eq!(run("c", &first), Vec::<String>::new());
+        assert_eq!(known(&fast).len(), 2);
+        // Equal contents in another allocation are another entry (see `same_parameters`).
+        assert_eq!(run("b", &names(&["A", "b"])), ["b is not allowed"]);
+        assert_eq!(known(&fast).len(), 3);
+        // A constraint without parameters has an entry too.
+        assert_eq!(run("a", &Value::Undefined), Vec::<String>::new());
+        assert_eq!(run("b", &Value::Undefined), Vec::<String>::new());
+        assert_eq!(known(&fast).len(), 4);
+    }
+
+    #[test]
+    fn a_known_value_is_what_the_next_evaluation_reads() {
+        let fast = parameter_fast_path();
+        let parameters = names(&["a"]);
+        let evaluate = |name: &str| {
+            messages(
+                &fast
+                    .evaluate(review(name, &parameters), None, None)
+                    .ok()
+                    .unwrap(),
+            )
+        };
+        assert_eq!(evaluate("z"), Vec::<String>::new());
+        // Replace what the machine learnt with a value the rule cannot compute from these
+        // parameters: the evaluation answers from it, so the rule did not run again.
+        {
+            let mut pool = fast.pool.lock().unwrap();
+            let values = &mut pool[0].1.known[0].values;
+            values[0].1 = Value::from_json_str(r#"["z"]"#).unwrap();
+        }
+        assert_eq!(evaluate("z"), ["z is not allowed"]);
+    }
+
+    #[test]
+    fn a_failed_evaluation_teaches_nothing() {
+        let fast = parameter_fast_path();
+        let parameters = names(&["a"]);
+        let mut input = Value::from(serde_json::json!({
+            "review": {"object": {"metadata": {"name": "a"}}, "conflict": true},
+        }));
+        input
+            .as_object_mut()
+            .unwrap()
+            .insert(Value::from("parameters"), parameters.clone());
+        // `names` ran before the conflict stopped the evaluation; it is not kept.
+        assert!(fast.evaluate(input, None, None).is_err());
+        assert_eq!(known(&fast), [Vec::<String>::new()]);
+        assert_eq!(
+            messages(
+                &fast
+                    .evaluate(review("a", &parameters), None, None)
+                    .ok()
+                    .unwrap()
+            ),
+            ["a is not allowed"]
+        );
+        assert_eq!(known(&fast), [vec!["data.p.names".to_string()]]);
     }
 }

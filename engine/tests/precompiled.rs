@@ -360,3 +360,66 @@ fn a_pack_partly_precompiled_gets_each_template_its_own_program() {
     expected.sort();
     assert_eq!(messages(&set, pod(false)), expected);
 }
+
+/// The pack's rules that depend on `input.parameters` alone, as compiling finds them and as the
+/// committed artifact (`constraints/programs.rvm`, which `serve` embeds) carries them.
+#[test]
+fn the_packs_parameter_only_rules_are_found_and_carried_by_its_artifact() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../constraints");
+    let mut sources = Sources::default();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.is_dir() {
+            sources.add_path(&dir.join("template.yaml")).unwrap();
+        }
+    }
+    let rules_of = |set: &PolicySet| -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<_> = set
+            .templates()
+            .filter_map(|t| t.rvm_program())
+            .map(|(name, _, fast)| (name.to_string(), fast.parameter_rules()))
+            .collect();
+        out.sort();
+        out
+    };
+    let compiled = rules_of(&PolicySet::build(&sources).unwrap());
+    // The ones a review of the reference pod would otherwise compute again each time.
+    for (template, rule) in [
+        ("k8sallowedregistries", "data.k8sallowedregistries._hosts"),
+        ("k8sedgeresources", "data.k8sedgeresources._params"),
+        (
+            "k8simagetagpolicy",
+            "data.k8simagetagpolicy._disallowed_tags",
+        ),
+        (
+            "k8srequirednodeselector",
+            "data.k8srequirednodeselector._allow_node_affinity",
+        ),
+    ] {
+        assert!(
+            compiled
+                .iter()
+                .any(|(t, rules)| t == template && rules.iter().any(|r| r == rule)),
+            "{template}: {rule} not found in {compiled:?}"
+        );
+    }
+    // Everything the runtime-class template derives reads the review.
+    assert!(
+        compiled
+            .iter()
+            .any(|(t, rules)| t == "k8srequiredruntimeclass" && rules.is_empty())
+    );
+    let bytes = std::fs::read(root.join("programs.rvm")).unwrap();
+    let read: &'static Precompiled = Box::leak(Box::new(Precompiled::from_bytes(&bytes).unwrap()));
+    let options = BuildOptions {
+        precompiled: Some(read),
+        ..BuildOptions::default()
+    };
+    let loaded = PolicySet::build_with(&sources, options).unwrap();
+    assert!(
+        loaded
+            .templates()
+            .all(|t| t.precompiled() == &PrecompiledUse::Used)
+    );
+    assert_eq!(rules_of(&loaded), compiled);
+}

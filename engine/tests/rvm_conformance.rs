@@ -397,3 +397,90 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&expected, &outcome(loaded, &pod), "deserialized, pod: {}", pod);
     }
 }
+
+/// The pack's templates with, beside the tracker's constraints, more constraints of each
+/// template whose parameters differ (tighter, looser, invalid, absent): a template's machines
+/// keep the values of parameter-only rules per constraint (`tollgate_engine::rvm`), and one
+/// constraint's values must never answer for another's.
+fn pack_with_more_constraints(evaluator: Evaluator) -> PolicySet {
+    let mut sources = pack_sources();
+    let constraint = |kind: &str, name: &str, parameters: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": {"parameters": parameters},
+        })
+    };
+    let more = [
+        constraint(
+            "K8sEdgeResources",
+            "tight",
+            serde_json::json!({
+                "node": {"cpu": "2", "memory": "4Gi"},
+                "reserved": {"cpu": "250m", "memory": "512Mi"},
+                "maxContainerLimits": {"cpu": "500m", "memory": "512Mi"},
+                "maxLimitRequestRatio": {"cpu": 2, "memory": 2},
+            }),
+        ),
+        constraint(
+            "K8sEdgeResources",
+            "invalid",
+            serde_json::json!({
+                "node": {"cpu": "four", "memory": "8Gi"},
+                "maxContainerLimits": {"cpu": "1", "memory": "1.5x"},
+                "maxLimitRequestRatio": {"cpu": 0.5},
+            }),
+        ),
+        constraint("K8sEdgeResources", "empty", serde_json::json!({})),
+        constraint(
+            "K8sAllowedRegistries",
+            "other-registries",
+            serde_json::json!({"registries": ["ghcr.io", "REGISTRY.EXAMPLE.COM", "docker.io"]}),
+        ),
+        constraint(
+            "K8sAllowedRegistries",
+            "with-repositories",
+            serde_json::json!({"registries": ["registry.example.com"], "repositories": ["registry.example.com/logistics-tracker/"]}),
+        ),
+        constraint(
+            "K8sImageTagPolicy",
+            "pinned",
+            serde_json::json!({"disallowedTags": ["1.4.2", "v1"], "requireDigest": true}),
+        ),
+        constraint(
+            "K8sRequiredNodeSelector",
+            "no-affinity",
+            serde_json::json!({"nodeSelector": {"node-type": "edge", "zone": "a"}, "allowNodeAffinity": false}),
+        ),
+    ];
+    for (i, c) in more.iter().enumerate() {
+        let yaml = serde_json::to_string(c).unwrap();
+        sources.add_text(&format!("more-{i}.yaml"), &yaml).unwrap();
+    }
+    let options = BuildOptions {
+        evaluator,
+        ..BuildOptions::default()
+    };
+    PolicySet::build_with(&sources, options).unwrap()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 384, ..Default::default() })]
+
+    /// Generated pods under several constraints of each template get the same violations on
+    /// both evaluators: the RVM's kept rule values follow each constraint's parameters.
+    #[test]
+    fn generated_pods_under_several_constraints_per_template(pod in generated_pods::pod()) {
+        use std::sync::OnceLock;
+        static SETS: OnceLock<(PolicySet, PolicySet)> = OnceLock::new();
+        let (fast, slow) = SETS.get_or_init(|| {
+            (
+                pack_with_more_constraints(Evaluator::Rvm),
+                pack_with_more_constraints(Evaluator::Interpreter),
+            )
+        });
+        let expected = outcome(fast, &pod);
+        proptest::prop_assert_eq!(&expected, &outcome(slow, &pod), "pod: {}", pod);
+    }
+}

@@ -9,12 +9,14 @@ mod deprecated;
 mod engine;
 mod lexer;
 mod negation;
+mod parameter_rules;
 mod rewrite;
 mod sprintf;
 mod value;
 
 pub use deprecated::{NAMES as DEPRECATED_BUILTINS, call as call_deprecated};
 pub use engine::{opa_compatible_engine, sprintf_builtin, strip_print_location};
+pub use parameter_rules::parameter_only_rules;
 pub use rewrite::{
     KnownFunctions, MAX_NESTING, RefError, check_nesting, check_refs, normalize, rule_is_defined,
     undefined_function,

@@ -59,6 +59,10 @@ pub struct RegoVM {
     /// Rule execution cache: rule_index -> (computed: bool, result: Value)
     pub(super) rule_cache: Vec<(bool, Value)>,
 
+    /// tollgate: rule values the host already knows for the next execution, entered into
+    /// `rule_cache` as though those rules had run (see `set_known_rule_values`).
+    pub(super) known_rule_values: Vec<(usize, Value)>,
+
     /// Global data object
     pub(super) data: Value,
 
@@ -243,6 +247,7 @@ impl RegoVM {
             program: Arc::new(Program::default()),
             compiled_policy: None,
             rule_cache: Vec::new(),
+            known_rule_values: Vec::new(),
             data: Value::Null,
             input: Value::Null,
             context: Value::Undefined,
@@ -410,6 +415,24 @@ impl RegoVM {
 
     pub const fn get_cache_hits(&self) -> usize {
         self.cache_hits
+    }
+
+    /// tollgate: values of non-function rules for the next execution only, each as though the
+    /// rule had already run in it (a call takes the value from the rule cache). The caller
+    /// vouches that each value is what the rule would compute from that execution's input and
+    /// data. Indices outside the program's rules are ignored.
+    pub fn set_known_rule_values(&mut self, values: impl IntoIterator<Item = (usize, Value)>) {
+        self.known_rule_values.clear();
+        self.known_rule_values.extend(values);
+    }
+
+    /// tollgate: the value a non-function rule computed in the last execution, if it ran (or
+    /// was given by `set_known_rule_values`). Read after the execution returns.
+    pub fn computed_rule_value(&self, rule_index: usize) -> Option<&Value> {
+        match self.rule_cache.get(rule_index) {
+            Some((true, value)) => Some(value),
+            _ => None,
+        }
     }
 
     /// Set the execution mode for the VM

@@ -122,6 +122,18 @@ impl RegoVM {
         // omissions in future edits to this function.
         #[cfg(debug_assertions)]
         self.debug_assert_state_is_clean();
+
+        // tollgate: after the postcondition, which holds for a cache nothing has filled.
+        for (rule_index, value) in self.known_rule_values.drain(..) {
+            let is_function = self
+                .program
+                .rule_infos
+                .get(rule_index)
+                .is_none_or(|info| info.function_info.is_some());
+            if let (false, Some(entry)) = (is_function, self.rule_cache.get_mut(rule_index)) {
+                *entry = (true, value);
+            }
+        }
     }
 
     /// Debug-only postcondition for `reset_execution_state`.
