@@ -99,7 +99,8 @@ struct Analysis {
 
 /// How a module names things: its package and its imports.
 struct Scope<'a> {
-    package: &'a [String],
+    /// `data.<package>.`, what a rule name of this package is appended to.
+    prefix: String,
     /// Every package of the template.
     packages: &'a BTreeSet<Vec<String>>,
     /// Import aliases of `data…` paths (components after `data`).
@@ -122,7 +123,7 @@ impl Analysis {
         let empty = (BTreeSet::new(), BTreeSet::new());
         let (local_rules, nested) = names.rules.get(&package).unwrap_or(&empty);
         let mut scope = Scope {
-            package: &package,
+            prefix: package_prefix(&package),
             packages: &names.packages,
             data_aliases: BTreeMap::new(),
             input_aliases: BTreeSet::new(),
@@ -130,8 +131,10 @@ impl Analysis {
             local_rules,
         };
         for import in &module.imports {
+            // regorus's parser only takes names and string keys here; were that to change, an
+            // alias this analysis cannot resolve would hide what it names: keep nothing.
             let Some((root, rest)) = static_path(&import.refr) else {
-                continue;
+                return;
             };
             let alias = match &import.r#as {
                 Some(span) => span.text().to_string(),
@@ -154,7 +157,7 @@ impl Analysis {
             let Some((root, simple)) = head_name(rule) else {
                 continue;
             };
-            let path = format!("{}{root}", package_prefix(&package));
+            let path = format!("{}{root}", scope.prefix);
             let mut facts = Facts::default();
             if !simple {
                 facts.tainted = true;
@@ -277,13 +280,7 @@ impl Scope<'_> {
                 value,
                 collection,
                 ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k, facts);
-                }
-                self.expr(value, facts);
-                self.expr(collection, facts);
-            }
+            } => self.membership(key.as_ref(), value, collection, facts),
             Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr, facts),
             Literal::Every { domain, query, .. } => {
                 self.expr(domain, facts);
@@ -343,43 +340,52 @@ impl Scope<'_> {
                 value,
                 collection,
                 ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k, facts);
-                }
-                self.expr(value, facts);
-                self.expr(collection, facts);
-            }
+            } => self.membership(key.as_ref(), value, collection, facts),
             #[allow(unreachable_patterns)] // expressions a later regorus may add
             _ => facts.tainted = true,
         }
     }
 
-    /// A variable or a reference chain: what its root names, then every expression in its
-    /// brackets.
+    /// `key, value in collection`, as a literal (`some`) or an expression.
+    fn membership(
+        &self,
+        key: Option<&Ref<Expr>>,
+        value: &Ref<Expr>,
+        collection: &Ref<Expr>,
+        facts: &mut Facts,
+    ) {
+        if let Some(k) = key {
+            self.expr(k, facts);
+        }
+        self.expr(value, facts);
+        self.expr(collection, facts);
+    }
+
+    /// A variable or a reference chain: every expression in its brackets, then what its root
+    /// names. Most are local variables, which cost no allocation here.
     fn reference(&self, expr: &Ref<Expr>, facts: &mut Facts) {
-        // The chain's components, root first; `None` for a bracket that is no string literal.
-        let mut components: Vec<Option<String>> = Vec::new();
+        // The component next to the root: `Some(None)` for a bracket that is no string literal.
+        let mut first: Option<Option<&str>> = None;
         let mut e = expr;
         let root = loop {
             match e.as_ref() {
                 Expr::RefDot { refr, field, .. } => {
-                    components.push(Some(field.0.text().to_string()));
+                    first = Some(Some(field.0.text()));
                     e = refr;
                 }
                 Expr::RefBrack { refr, index, .. } => {
-                    match index.as_ref() {
+                    first = Some(match index.as_ref() {
                         Expr::String { value, .. } | Expr::RawString { value, .. } => {
-                            components.push(value.as_string().ok().map(|s| s.to_string()));
+                            value.as_string().ok().map(|s| s.as_ref())
                         }
                         _ => {
                             self.expr(index, facts);
-                            components.push(None);
+                            None
                         }
-                    }
+                    });
                     e = refr;
                 }
-                Expr::Var { span, .. } => break span.text().to_string(),
+                Expr::Var { span, .. } => break span.text(),
                 // A reference into a literal or a call's result: the root is an expression.
                 _ => {
                     self.expr(e, facts);
@@ -387,23 +393,20 @@ impl Scope<'_> {
                 }
             }
         };
-        components.reverse();
-        match root.as_str() {
+        match root {
             "input" => {
-                if components.first() != Some(&Some("parameters".to_string())) {
+                if first != Some(Some("parameters")) {
                     facts.tainted = true;
                 }
             }
-            "data" => self.data_path(Vec::new(), &components, facts),
+            "data" => self.data_path(Vec::new(), &components(expr), facts),
             name => {
                 if self.input_aliases.contains(name) || self.nested.contains(name) {
                     facts.tainted = true;
                 } else if let Some(prefix) = self.data_aliases.get(name) {
-                    self.data_path(prefix.clone(), &components, facts);
+                    self.data_path(prefix.clone(), &components(expr), facts);
                 } else if self.local_rules.contains(name) {
-                    facts
-                        .deps
-                        .insert(format!("{}{name}", package_prefix(self.package)));
+                    facts.deps.insert(format!("{}{name}", self.prefix));
                 }
                 // Anything else is a local variable (or `_`).
             }
@@ -436,6 +439,21 @@ impl Scope<'_> {
     }
 
     fn call(&self, fcn: &Ref<Expr>, facts: &mut Facts) {
+        // `count(x)`, `_helper(x)`: a name alone, the usual callee.
+        if let Expr::Var { span, .. } = fcn.as_ref() {
+            let name = span.text();
+            if self.local_rules.contains(name) {
+                facts.deps.insert(format!("{}{name}", self.prefix));
+            } else if self.data_aliases.contains_key(name) {
+                self.reference(fcn, facts);
+            } else if self.input_aliases.contains(name)
+                || self.nested.contains(name)
+                || !is_deterministic_builtin(name)
+            {
+                facts.tainted = true;
+            }
+            return;
+        }
         let Some((root, rest)) = static_path(fcn) else {
             facts.tainted = true;
             return;
@@ -445,9 +463,7 @@ impl Scope<'_> {
             return;
         }
         if rest.is_empty() && self.local_rules.contains(&root) {
-            facts
-                .deps
-                .insert(format!("{}{root}", package_prefix(self.package)));
+            facts.deps.insert(format!("{}{root}", self.prefix));
             return;
         }
         if self.input_aliases.contains(&root) || self.nested.contains(&root) {
@@ -458,12 +474,42 @@ impl Scope<'_> {
             .chain(rest)
             .collect::<Vec<_>>()
             .join(".");
-        if NON_DETERMINISTIC.contains(&name.as_str())
-            || !regorus::unstable::BUILTINS.contains_key(name.as_str())
-        {
+        if !is_deterministic_builtin(&name) {
             facts.tainted = true;
         }
     }
+}
+
+/// Whether `name` is a builtin of regorus whose answer depends on its arguments alone.
+fn is_deterministic_builtin(name: &str) -> bool {
+    !NON_DETERMINISTIC.contains(&name) && regorus::unstable::BUILTINS.contains_key(name)
+}
+
+/// A reference chain's components after its root; `None` for a bracket that is no string
+/// literal.
+fn components(expr: &Ref<Expr>) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    let mut e = expr;
+    loop {
+        match e.as_ref() {
+            Expr::RefDot { refr, field, .. } => {
+                out.push(Some(field.0.text().to_string()));
+                e = refr;
+            }
+            Expr::RefBrack { refr, index, .. } => {
+                out.push(match index.as_ref() {
+                    Expr::String { value, .. } | Expr::RawString { value, .. } => {
+                        value.as_string().ok().map(|s| s.to_string())
+                    }
+                    _ => None,
+                });
+                e = refr;
+            }
+            _ => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// A module's package as path components.
@@ -630,9 +676,11 @@ limit := input.parameters.limit
         let got = found(&[
             r#"package t
 import data.lib.helpers
+import data.lib.helpers.double
 import data.lib.helpers.kind as k
 _by_path := data.lib.helpers.double(input.parameters.n)
 _by_alias := helpers.double(input.parameters.n)
+_by_function_alias := double(input.parameters.n)
 _rule_by_path := data.lib.helpers.limit
 _review_by_alias := k
 _review_by_path := data.lib.helpers.kind
@@ -646,6 +694,7 @@ _nowhere := data.lib.missing.rule
             [
                 "data.lib.helpers.limit",
                 "data.t._by_alias",
+                "data.t._by_function_alias",
                 "data.t._by_path",
                 "data.t._rule_by_path",
             ]
