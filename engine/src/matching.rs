@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::gatekeeper::{Gvk, Match, metadata_str, object_name, object_namespace};
+use crate::gatekeeper::{Match, metadata_str, object_name, object_namespace, split_api_version};
 use crate::review::{Review, Source};
 
 /// A match that cannot be decided.
@@ -56,7 +56,27 @@ fn wildcard_matches_generate_name(pattern: &str, candidate: &str) -> bool {
     }
 }
 
-fn is_namespace(gvk: &Gvk) -> bool {
+/// An object's API group and kind, borrowed from it: matching runs for every constraint on
+/// every decision, and [`crate::gatekeeper::Gvk::of`] allocates its three strings.
+struct GroupKind<'a> {
+    group: &'a str,
+    kind: &'a str,
+}
+
+impl<'a> GroupKind<'a> {
+    fn of(object: &'a Value) -> Self {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        GroupKind {
+            group: split_api_version(api_version).0,
+            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+}
+
+fn is_namespace(gvk: &GroupKind<'_>) -> bool {
     gvk.kind == "Namespace" && gvk.group.is_empty()
 }
 
@@ -69,7 +89,11 @@ fn labels(object: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn namespace_name<'a>(object: &'a Value, gvk: &Gvk, ns: Option<&'a Value>) -> Option<&'a str> {
+fn namespace_name<'a>(
+    object: &'a Value,
+    gvk: &GroupKind<'_>,
+    ns: Option<&'a Value>,
+) -> Option<&'a str> {
     if is_namespace(gvk) {
         Some(object_name(object))
     } else if let Some(ns) = ns {
@@ -82,7 +106,7 @@ fn namespace_name<'a>(object: &'a Value, gvk: &Gvk, ns: Option<&'a Value>) -> Op
 /// True when the object satisfies every matcher of `m`.
 pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
     let obj = target.object;
-    let gvk = Gvk::of(obj);
+    let gvk = GroupKind::of(obj);
     let kinds = m.kinds.is_empty()
         || m.kinds.iter().any(|k| {
             (k.kinds.is_empty() || k.kinds.iter().any(|x| x == "*" || *x == gvk.kind))

@@ -468,7 +468,7 @@ impl RegoVM {
                 }
             }
             FunctionCall { params_index } => {
-                self.execute_function_call(params_index)?;
+                self.execute_function_call(program, params_index)?;
                 Ok(InstructionOutcome::Continue)
             }
             Return { value } => {
@@ -476,7 +476,7 @@ impl RegoVM {
                 Ok(InstructionOutcome::Return(result))
             }
             CallRule { dest, rule_index } => {
-                self.execute_call_rule(dest, rule_index)?;
+                self.execute_call_rule(program, dest, rule_index)?;
                 Ok(InstructionOutcome::Continue)
             }
             RuleInit {
@@ -1194,29 +1194,32 @@ impl RegoVM {
                         available: program.instruction_data.chained_index_params.len(),
                     })?;
 
-                let mut current_value = self.get_register(params.root)?.clone();
+                // tollgate: walked by reference, only the leaf cloned: a clone of every key and
+                // every intermediate value is an atomic increment and decrement each.
+                let mut current_value = self.get_register(params.root)?;
 
                 for component in &params.path_components {
                     let key_value = match *component {
-                        LiteralOrRegister::Literal(idx) => program
-                            .literals
-                            .get(usize::from(idx))
-                            .ok_or_else(|| VmError::LiteralIndexOutOfBounds {
-                                index: idx,
-                                pc: self.pc,
+                        LiteralOrRegister::Literal(idx) => {
+                            program.literals.get(usize::from(idx)).ok_or_else(|| {
+                                VmError::LiteralIndexOutOfBounds {
+                                    index: idx,
+                                    pc: self.pc,
+                                }
                             })?
-                            .clone(),
-                        LiteralOrRegister::Register(reg) => self.get_register(reg)?.clone(),
+                        }
+                        LiteralOrRegister::Register(reg) => self.get_register(reg)?,
                     };
 
-                    current_value = current_value[&key_value].clone();
+                    current_value = &current_value[key_value];
 
-                    if current_value == Value::Undefined {
+                    if *current_value == Value::Undefined {
                         break;
                     }
                 }
 
-                self.set_register(params.dest, current_value)?;
+                let result = current_value.clone();
+                self.set_register(params.dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
             VirtualDataDocumentLookup { params_index } => {

@@ -4,6 +4,7 @@ use crate::rvm::instructions::Instruction;
 use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::convert::TryFrom as _;
 
 use super::dispatch::InstructionOutcome;
@@ -64,8 +65,9 @@ impl RegoVM {
                         })?;
 
                         self.check_initial_memory_limit()?;
+                        let program = Arc::clone(&self.program);
                         let result = self
-                            .jump_to(entry_point_pc_u32)
+                            .jump_to(&program, entry_point_pc_u32)
                             .map_err(|err| self.apply_memory_budget_precedence(err))?;
                         self.check_memory_budget()?;
                         Ok(result)
@@ -119,8 +121,9 @@ impl RegoVM {
                         })?;
 
                         self.check_initial_memory_limit()?;
+                        let program = Arc::clone(&self.program);
                         let result = self
-                            .jump_to(entry_point_pc_u32)
+                            .jump_to(&program, entry_point_pc_u32)
                             .map_err(|err| self.apply_memory_budget_precedence(err))?;
                         self.check_memory_budget()?;
                         Ok(result)
@@ -138,8 +141,9 @@ impl RegoVM {
         })
     }
 
-    pub(super) fn jump_to(&mut self, target: u32) -> Result<Value> {
-        let program = self.program.clone();
+    // tollgate: the program is borrowed from the caller, which holds it for the whole run: one
+    // handle per execution, not an atomic increment and decrement on every rule body entered.
+    pub(super) fn jump_to(&mut self, program: &Program, target: u32) -> Result<Value> {
         let target = self.convert_pc(target, "jump target")?;
         self.pc = target;
         while self.pc < program.instructions.len() {
@@ -194,7 +198,8 @@ impl RegoVM {
             self.reset_execution_timer_state();
             self.execution_state = ExecutionState::Running;
             self.check_initial_memory_limit()?;
-            self.jump_to(0_u32)
+            let program = Arc::clone(&self.program);
+            self.jump_to(&program, 0_u32)
                 .map_err(|err| self.apply_memory_budget_precedence(err))
                 .and_then(|value| {
                     self.check_memory_budget()?;

@@ -2,6 +2,7 @@
 // Licensed under the MIT License.
 use crate::builtins::{self, BuiltinFcn};
 use crate::rvm::instructions::BuiltinCallParams;
+use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::vec::Vec;
 
@@ -10,21 +11,27 @@ use super::execution_model::ExecutionMode;
 use super::machine::RegoVM;
 
 impl RegoVM {
-    pub(super) fn execute_function_call(&mut self, params_index: u16) -> Result<()> {
-        let params = self
-            .program
+    pub(super) fn execute_function_call(
+        &mut self,
+        program: &Program,
+        params_index: u16,
+    ) -> Result<()> {
+        let params = program
             .instruction_data
             .get_function_call_params(params_index)
             .cloned()
             .ok_or_else(|| VmError::InvalidFunctionCallParamsIndex {
                 index: params_index,
                 pc: self.pc,
-                available: self.program.instruction_data.function_call_params.len(),
+                available: program.instruction_data.function_call_params.len(),
             })?;
         let call_result = match self.execution_mode {
-            ExecutionMode::RunToCompletion => {
-                self.execute_call_rule_common(params.dest, params.func_rule_index, Some(&params))
-            }
+            ExecutionMode::RunToCompletion => self.execute_call_rule_common(
+                program,
+                params.dest,
+                params.func_rule_index,
+                Some(&params),
+            ),
             ExecutionMode::Suspendable => self.execute_call_rule_suspendable(
                 params.dest,
                 params.func_rule_index,

@@ -2,10 +2,9 @@
 // Licensed under the MIT License.
 
 use crate::rvm::instructions::FunctionCallParams;
-use crate::rvm::program::{RuleInfo, RuleType};
+use crate::rvm::program::{Program, RuleInfo, RuleType};
 use crate::value::Value;
 use alloc::format;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::convert::TryFrom as _;
 use core::mem;
@@ -53,6 +52,7 @@ impl RegoVM {
 
     pub(super) fn execute_rule_definitions_common(
         &mut self,
+        program: &Program,
         rule_definitions: &[Vec<u32>],
         rule_info: &RuleInfo,
         function_call_params: Option<&FunctionCallParams>,
@@ -111,7 +111,7 @@ impl RegoVM {
                 if let Some(destructuring_entry_point) =
                     rule_info.destructuring_blocks.get(def_idx).and_then(|x| *x)
                 {
-                    match self.jump_to(destructuring_entry_point) {
+                    match self.jump_to(program, destructuring_entry_point) {
                         Ok(_result) => {}
                         Err(e) if Self::is_fatal_vm_error(&e) => {
                             self.restore_rule_state(
@@ -126,7 +126,7 @@ impl RegoVM {
                     }
                 }
 
-                match self.jump_to(*body_entry_point) {
+                match self.jump_to(program, *body_entry_point) {
                     Ok(_) => {
                         if matches!(rule_info.rule_type, RuleType::Complete) || is_function_call {
                             let current_result = self.get_register(result_reg)?.clone();
@@ -209,6 +209,7 @@ impl RegoVM {
 
     pub(super) fn execute_call_rule_common(
         &mut self,
+        program: &Program,
         dest: u8,
         rule_index: u16,
         function_call_params: Option<&FunctionCallParams>,
@@ -223,17 +224,17 @@ impl RegoVM {
             });
         }
 
-        let is_function_rule = self
-            .program
-            .rule_infos
-            .get(rule_idx)
-            .ok_or_else(|| VmError::RuleInfoMissing {
-                index: rule_index,
-                pc: self.pc,
-                available: self.program.rule_infos.len(),
-            })?
-            .function_info
-            .is_some();
+        // tollgate: the program is the caller's (see `jump_to`), borrowed, not a new handle.
+        let rule_info =
+            program
+                .rule_infos
+                .get(rule_idx)
+                .ok_or_else(|| VmError::RuleInfoMissing {
+                    index: rule_index,
+                    pc: self.pc,
+                    available: program.rule_infos.len(),
+                })?;
+        let is_function_rule = rule_info.function_info.is_some();
 
         if !is_function_rule {
             let (ref computed, ref cached_result) =
@@ -250,21 +251,6 @@ impl RegoVM {
                 return Ok(());
             }
         }
-
-        // tollgate: borrowed from a handle on the program, not cloned: a `RuleInfo` clone
-        // allocates (its name and per-definition tables), and this runs on every rule call.
-        // The handle is taken only past the cache: it costs an atomic increment and decrement,
-        // which a call answered from the cache does not need.
-        let program = Arc::clone(&self.program);
-        let rule_info =
-            program
-                .rule_infos
-                .get(rule_idx)
-                .ok_or_else(|| VmError::RuleInfoMissing {
-                    index: rule_index,
-                    pc: self.pc,
-                    available: program.rule_infos.len(),
-                })?;
 
         let rule_type = rule_info.rule_type.clone();
         let rule_definitions = &rule_info.definitions;
@@ -303,7 +289,12 @@ impl RegoVM {
         });
 
         let (final_result, rule_failed_due_to_inconsistency) = self
-            .execute_rule_definitions_common(rule_definitions, rule_info, function_call_params)?;
+            .execute_rule_definitions_common(
+                program,
+                rule_definitions,
+                rule_info,
+                function_call_params,
+            )?;
         if rule_failed_due_to_inconsistency {
             return Err(VmError::Conflict {
                 what: "rule",
@@ -332,44 +323,26 @@ impl RegoVM {
         }
         self.pc = call_context.return_pc;
 
-        let result_from_rule = if !rule_failed_due_to_inconsistency {
-            final_result
-        } else {
-            Value::Undefined
-        };
-
-        self.set_register(dest, result_from_rule.clone())?;
-
-        if self.get_register(dest)? == &Value::Undefined && !rule_failed_due_to_inconsistency {
+        // tollgate: the value is moved into the register, and cloned once, for the cache:
+        // each clone of a shared value is an atomic increment, and its drop a decrement.
+        let mut final_value = final_result;
+        if final_value == Value::Undefined {
             match call_context.rule_type {
-                RuleType::PartialSet => {
-                    self.set_register(dest, Value::new_set())?;
-                }
-                RuleType::PartialObject => {
-                    self.set_register(dest, Value::new_object())?;
-                }
+                RuleType::PartialSet => final_value = Value::new_set(),
+                RuleType::PartialObject => final_value = Value::new_object(),
                 RuleType::Complete => {
-                    if let Some(rule_metadata) = self
-                        .program
+                    if let Some(default_value) = program
                         .rule_infos
                         .get(usize::from(call_context.rule_index))
+                        .and_then(|rule_metadata| rule_metadata.default_literal_index)
+                        .and_then(|index| program.literals.get(usize::from(index)))
                     {
-                        if let Some(default_literal_index) = rule_metadata.default_literal_index {
-                            if let Some(default_value) = self
-                                .program
-                                .literals
-                                .get(usize::from(default_literal_index))
-                                .cloned()
-                            {
-                                self.set_register(dest, default_value)?;
-                            }
-                        }
+                        final_value = default_value.clone();
                     }
                 }
             }
         }
 
-        let final_value = self.get_register(dest)?.clone();
         if !is_function_rule {
             let available = self.rule_cache.len();
             let entry =
@@ -382,11 +355,19 @@ impl RegoVM {
                     })?;
             *entry = (true, final_value.clone());
         }
+        self.set_register(dest, final_value)?;
         Ok(())
     }
-    pub(super) fn execute_call_rule(&mut self, dest: u8, rule_index: u16) -> Result<()> {
+    pub(super) fn execute_call_rule(
+        &mut self,
+        program: &Program,
+        dest: u8,
+        rule_index: u16,
+    ) -> Result<()> {
         match self.execution_mode {
-            ExecutionMode::RunToCompletion => self.execute_call_rule_common(dest, rule_index, None),
+            ExecutionMode::RunToCompletion => {
+                self.execute_call_rule_common(program, dest, rule_index, None)
+            }
             ExecutionMode::Suspendable => {
                 self.execute_call_rule_suspendable(dest, rule_index, None)
             }

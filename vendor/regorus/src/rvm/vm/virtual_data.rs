@@ -4,6 +4,7 @@
 use crate::rvm::instructions::LiteralOrRegister;
 use crate::value::Value;
 use alloc::string::ToString as _;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::convert::TryFrom as _;
 
@@ -148,7 +149,8 @@ impl RegoVM {
                                 rule_index: Value::Number(rule_idx.clone()),
                                 pc: self.pc,
                             })?;
-                        self.execute_call_rule_common(temp_reg, rule_index_u16, None)?;
+                        let program = Arc::clone(&self.program);
+                        self.execute_call_rule_common(&program, temp_reg, rule_index_u16, None)?;
                         let register_count = self.registers.len();
                         let result = self.registers.pop().ok_or_else(|| {
                             VmError::RegisterIndexOutOfBounds {
@@ -203,6 +205,8 @@ impl RegoVM {
     }
 
     pub(super) fn execute_virtual_data_document_lookup(&mut self, params_index: u16) -> Result<()> {
+        // tollgate: a handle for the rule calls below (`execute_call_rule_common` borrows it).
+        let program = Arc::clone(&self.program);
         let params = self
             .program
             .instruction_data
@@ -256,7 +260,7 @@ impl RegoVM {
                             pc: self.pc,
                         })?;
 
-                    self.execute_call_rule_common(params.dest, rule_index, None)?;
+                    self.execute_call_rule_common(&program, params.dest, rule_index, None)?;
 
                     if components_consumed < params.path_components.len() {
                         // Walk remaining path by reference, clone only the leaf.

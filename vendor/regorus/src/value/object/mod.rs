@@ -70,6 +70,9 @@ impl Default for Repr {
     }
 }
 
+/// tollgate: up to this many entries, `get` scans rather than searches for a string key.
+const SCAN_LIMIT: usize = 16;
+
 impl Object {
     /// Create an empty `Object`.
     #[inline]
@@ -94,10 +97,26 @@ impl Object {
     pub fn get(&self, key: &Value) -> Option<&Value> {
         match &self.repr {
             Repr::Empty => None,
-            Repr::Frozen(v) => match v.binary_search_by(|(k, _)| k.cmp(key)) {
-                Ok(i) => Some(&v[i].1),
-                Err(_) => None,
-            },
+            Repr::Frozen(v) => {
+                // tollgate: a string key in a small object (most of a Kubernetes object's) is
+                // found by a scan that compares lengths before bytes: a binary search calls the
+                // full comparison, and `memcmp`, at every probe.
+                if let Value::String(wanted) = key {
+                    if v.len() <= SCAN_LIMIT {
+                        return v
+                            .iter()
+                            .find(|(k, _)| match k {
+                                Value::String(s) => s.len() == wanted.len() && **s == **wanted,
+                                _ => false,
+                            })
+                            .map(|(_, value)| value);
+                    }
+                }
+                match v.binary_search_by(|(k, _)| k.cmp(key)) {
+                    Ok(i) => Some(&v[i].1),
+                    Err(_) => None,
+                }
+            }
             Repr::BTree(m) => m.get(key),
         }
     }
