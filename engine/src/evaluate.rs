@@ -219,12 +219,17 @@ fn evaluate_constraints(
     outcome: &mut Outcome,
 ) -> Result<(), ReviewFailure> {
     let mut review_value: Option<RegoValue> = None;
+    // Read once, on the first constraint that matches against it.
+    let mut targets: Option<matching::ReviewTargets<'_>> = None;
     for c in set.constraints() {
         let actions = c.constraint.actions_at(ctx.enforcement_point);
         if actions.is_empty() {
             continue;
         }
-        let matched = match matching::review_matches(&c.constraint.matcher, review) {
+        let matched = match targets
+            .get_or_insert_with(|| matching::ReviewTargets::of(review))
+            .matches(&c.constraint.matcher)
+        {
             Ok(m) => m,
             // The constraint framework reports a match failure as that constraint's result.
             Err(error) => {

@@ -56,30 +56,6 @@ fn wildcard_matches_generate_name(pattern: &str, candidate: &str) -> bool {
     }
 }
 
-/// An object's API group and kind, borrowed from it: matching runs for every constraint on
-/// every decision, and [`crate::gatekeeper::Gvk::of`] allocates its three strings.
-struct GroupKind<'a> {
-    group: &'a str,
-    kind: &'a str,
-}
-
-impl<'a> GroupKind<'a> {
-    fn of(object: &'a Value) -> Self {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        GroupKind {
-            group: split_api_version(api_version).0,
-            kind: object.get("kind").and_then(Value::as_str).unwrap_or(""),
-        }
-    }
-}
-
-fn is_namespace(gvk: &GroupKind<'_>) -> bool {
-    gvk.kind == "Namespace" && gvk.group.is_empty()
-}
-
 fn labels(object: &Value) -> Map<String, Value> {
     object
         .get("metadata")
@@ -89,50 +65,91 @@ fn labels(object: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn namespace_name<'a>(
+/// What matching reads of one object, read once: a review is matched against every
+/// constraint, and every lookup in a parsed object hashes its key.
+struct Facts<'a> {
     object: &'a Value,
-    gvk: &GroupKind<'_>,
-    ns: Option<&'a Value>,
-) -> Option<&'a str> {
-    if is_namespace(gvk) {
-        Some(object_name(object))
-    } else if let Some(ns) = ns {
-        Some(object_name(ns))
-    } else {
-        Some(object_namespace(object)).filter(|n| !n.is_empty())
+    group: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    generate_name: &'a str,
+    /// `metadata.namespace`, "" when absent.
+    own_namespace: &'a str,
+    /// The Namespace object, when known.
+    namespace: Option<&'a Value>,
+    /// The namespace the namespace matchers test: a Namespace's own name, else the known
+    /// Namespace's, else `metadata.namespace` when set.
+    namespace_name: Option<&'a str>,
+    source: Option<Source>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(target: &Matchable<'a>) -> Self {
+        let object = target.object;
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let group = split_api_version(api_version).0;
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = object_name(object);
+        let own_namespace = object_namespace(object);
+        let namespace_name = if kind == "Namespace" && group.is_empty() {
+            Some(name)
+        } else if let Some(ns) = target.namespace {
+            Some(object_name(ns))
+        } else {
+            Some(own_namespace).filter(|n| !n.is_empty())
+        };
+        Facts {
+            object,
+            group,
+            kind,
+            name,
+            generate_name: metadata_str(object, "generateName"),
+            own_namespace,
+            namespace: target.namespace,
+            namespace_name,
+            source: target.source,
+        }
+    }
+
+    fn is_namespace(&self) -> bool {
+        self.kind == "Namespace" && self.group.is_empty()
     }
 }
 
 /// True when the object satisfies every matcher of `m`.
 pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
-    let obj = target.object;
-    let gvk = GroupKind::of(obj);
+    matches_facts(m, &Facts::of(target))
+}
+
+fn matches_facts(m: &Match, f: &Facts<'_>) -> Result<bool, MatchError> {
     let kinds = m.kinds.is_empty()
         || m.kinds.iter().any(|k| {
-            (k.kinds.is_empty() || k.kinds.iter().any(|x| x == "*" || *x == gvk.kind))
+            (k.kinds.is_empty() || k.kinds.iter().any(|x| x == "*" || x == f.kind))
                 && (k.api_groups.is_empty()
-                    || k.api_groups.iter().any(|g| g == "*" || *g == gvk.group))
+                    || k.api_groups.iter().any(|g| g == "*" || g == f.group))
         });
     if !kinds {
         return Ok(false);
     }
-    let has_namespace = !object_namespace(obj).is_empty() || target.namespace.is_some();
+    let has_namespace = !f.own_namespace.is_empty() || f.namespace.is_some();
     let scope = match m.scope.as_deref() {
-        Some("Cluster") => is_namespace(&gvk) || !has_namespace,
-        Some("Namespaced") => !is_namespace(&gvk) && has_namespace,
+        Some("Cluster") => f.is_namespace() || !has_namespace,
+        Some("Namespaced") => !f.is_namespace() && has_namespace,
         _ => true,
     };
     if !scope {
         return Ok(false);
     }
-    let ns = namespace_name(obj, &gvk, target.namespace);
     if !m.namespaces.is_empty()
-        && let Some(ns) = ns
+        && let Some(ns) = f.namespace_name
         && !m.namespaces.iter().any(|p| wildcard_matches(p, ns))
     {
         return Ok(false);
     }
-    if let Some(ns) = ns
+    if let Some(ns) = f.namespace_name
         && m.excluded_namespaces
             .iter()
             .any(|p| wildcard_matches(p, ns))
@@ -140,17 +157,17 @@ pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
         return Ok(false);
     }
     if let Some(sel) = &m.label_selector
-        && !sel.matches(&labels(obj))
+        && !sel.matches(&labels(f.object))
     {
         return Ok(false);
     }
     if let Some(sel) = &m.namespace_selector {
-        let selected = if is_namespace(&gvk) {
-            sel.matches(&labels(obj))
-        } else if target.namespace.is_none() && object_namespace(obj).is_empty() {
+        let selected = if f.is_namespace() {
+            sel.matches(&labels(f.object))
+        } else if f.namespace.is_none() && f.own_namespace.is_empty() {
             true
         } else {
-            match target.namespace {
+            match f.namespace {
                 Some(ns) => sel.matches(&labels(ns)),
                 None => return Err(MatchError::MissingNamespace),
             }
@@ -159,49 +176,70 @@ pub fn matches(m: &Match, target: &Matchable<'_>) -> Result<bool, MatchError> {
             return Ok(false);
         }
     }
-    if let Some(name) = &m.name {
-        let generate_name = metadata_str(obj, "generateName");
-        if !wildcard_matches(name, object_name(obj))
-            && !wildcard_matches_generate_name(name, generate_name)
-        {
-            return Ok(false);
-        }
+    if let Some(name) = &m.name
+        && !wildcard_matches(name, f.name)
+        && !wildcard_matches_generate_name(name, f.generate_name)
+    {
+        return Ok(false);
     }
     let wanted = match m.source.as_deref() {
         Some("Original") => Source::Original,
         Some("Generated") => Source::Generated,
         _ => return Ok(true),
     };
-    match target.source {
+    match f.source {
         Some(source) => Ok(source == wanted),
-        None => Err(MatchError::SourceNotSpecified(object_name(obj).to_string())),
+        None => Err(MatchError::SourceNotSpecified(f.name.to_string())),
+    }
+}
+
+/// A review's `object` and `oldObject`, read once for matching against every constraint.
+pub struct ReviewTargets<'a> {
+    /// Each present object's facts, or why it cannot be matched, in Gatekeeper's order.
+    targets: [Option<Result<Facts<'a>, MatchError>>; 2],
+}
+
+impl<'a> ReviewTargets<'a> {
+    /// Reads what matching needs of the review's objects.
+    pub fn of(review: &'a Review) -> Self {
+        let target = |object: Option<&'a Value>| {
+            object.map(|object| {
+                let facts = Facts::of(&Matchable {
+                    object,
+                    namespace: review.namespace.as_ref(),
+                    source: Some(review.source),
+                });
+                // The object has no kind, so it is not a Kubernetes object.
+                if facts.kind.is_empty() {
+                    Err(MatchError::NoKind)
+                } else {
+                    Ok(facts)
+                }
+            })
+        };
+        ReviewTargets {
+            targets: [target(review.object()), target(review.old_object())],
+        }
+    }
+
+    /// True when the `object` or the `oldObject` matches (Gatekeeper's `matchAny`).
+    pub fn matches(&self, m: &Match) -> Result<bool, MatchError> {
+        if self.targets.iter().all(Option::is_none) {
+            return Err(MatchError::NoObject);
+        }
+        for target in self.targets.iter().flatten() {
+            let facts = target.as_ref().map_err(Clone::clone)?;
+            if matches_facts(m, facts)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
 /// A review matches when its `object` or its `oldObject` matches (Gatekeeper's `matchAny`).
 pub fn review_matches(m: &Match, review: &Review) -> Result<bool, MatchError> {
-    let objects = [review.object(), review.old_object()];
-    if objects.iter().all(Option::is_none) {
-        return Err(MatchError::NoObject);
-    }
-    for object in objects.into_iter().flatten() {
-        if object
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(MatchError::NoKind);
-        }
-        let target = Matchable {
-            object,
-            namespace: review.namespace.as_ref(),
-            source: Some(review.source),
-        };
-        if matches(m, &target)? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    ReviewTargets::of(review).matches(m)
 }
 
 #[cfg(test)]
