@@ -128,6 +128,32 @@ fn compile_pack(bencher: Bencher, on: &str) {
     bencher.bench(|| PolicySet::build_with(black_box(&sources), options).unwrap());
 }
 
+/// The pack's YAML read into documents (templates with their Rego, and constraints), as every
+/// start of `tollgate serve` reads its policies.
+#[divan::bench(sample_count = 200)]
+fn parse_pack(bencher: Bencher) {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(constraints_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.is_dir() {
+            for file in [
+                dir.join("template.yaml"),
+                dir.join("samples/tracker/constraint.yaml"),
+            ] {
+                let text = std::fs::read_to_string(&file).unwrap();
+                files.push((file.display().to_string(), text));
+            }
+        }
+    }
+    bencher.bench(|| {
+        let mut sources = Sources::default();
+        for (path, text) in &files {
+            sources.add_text(path, black_box(text)).unwrap();
+        }
+        sources
+    });
+}
+
 /// Loading the pack from programs compiled ahead of time (`tollgate_engine::precompiled`), as
 /// `serve` does with the embedded pack: what remains of a cold start's policy work.
 #[divan::bench(sample_count = 20)]

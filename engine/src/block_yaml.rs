@@ -14,13 +14,16 @@
 //!   or quoted strings; a key given twice is left to the full parser (an error there);
 //! - scalars: quoted strings without escapes (`"…"` without `\` or `"`, `'…'` without `'`),
 //!   decimal integers of up to 18 digits without a leading zero, `true`, `false`, `[]`, `{}`,
-//!   Kubernetes quantities (`100m`, `1Gi`), and plain words that start with a letter or `/`, are
-//!   made of letters, digits, spaces and `._/:@+=-`, hold no `: `, do not end in `:` and are not
-//!   a word some YAML reader takes for null, a boolean or a float.
+//!   Kubernetes quantities (`100m`, `1Gi`), versions (`1.0.0`), and plain text that starts with a
+//!   letter or `/`, holds no `: ` or ` #`, does not end in `:` and is not a word some YAML reader
+//!   takes for null, a boolean or a float;
+//! - literal block scalars as a mapping's values (`key: |` or `key: |-`, as templates carry their
+//!   Rego): lines of printable ASCII and tabs, indented by the first one's spaces, deeper than the
+//!   key; blank lines holding no more spaces than that indentation. Their `#` lines are text.
 //!
-//! Left to the full parser, whatever they mean: anchors, aliases, tags, block scalars, flow collections
-//! with content, multi-line scalars, escapes, comments after content, other numbers, null in any
-//! spelling, directives.
+//! Left to the full parser, whatever they mean: anchors, aliases, tags, folded scalars, block
+//! scalars with other headers or as sequence items, flow collections with content, multi-line
+//! scalars, escapes, comments after content, other numbers, null in any spelling, directives.
 
 use serde_json::{Map, Number, Value};
 
@@ -38,9 +41,17 @@ pub fn parse(text: &str) -> Option<Value> {
     if text.len() > MAX_TEXT {
         return None;
     }
+    let mut raw: Vec<&str> = text.split('\n').collect();
+    // After the last line break there is a line only when something follows it.
+    if raw.last() == Some(&"") {
+        raw.pop();
+    }
     let mut lines = Vec::new();
+    let mut blocks = Vec::new();
     let mut comments = 0;
-    for line in text.split('\n') {
+    let mut next = 0;
+    while let Some(&line) = raw.get(next) {
+        next += 1;
         if !line.bytes().all(|b| (b' '..=b'~').contains(&b)) {
             return None;
         }
@@ -58,9 +69,19 @@ pub fn parse(text: &str) -> Option<Value> {
         if lines.len() == MAX_LINES {
             return None;
         }
+        let indent = line.len() - content.len();
+        let content = content.trim_end_matches(' ');
+        let mut block = None;
+        if let Some(strip) = block_header(content) {
+            let (value, after) = literal(&raw, next, indent, strip)?;
+            blocks.push(value);
+            block = Some(blocks.len() - 1);
+            next = after;
+        }
         lines.push(Line {
-            indent: line.len() - content.len(),
-            content: content.trim_end_matches(' '),
+            indent,
+            content,
+            block,
         });
     }
     if lines.first()?.indent != 0 {
@@ -68,6 +89,7 @@ pub fn parse(text: &str) -> Option<Value> {
     }
     let mut reader = Reader {
         lines,
+        blocks,
         at: 0,
         depth: 0,
     };
@@ -75,14 +97,81 @@ pub fn parse(text: &str) -> Option<Value> {
     (reader.at == reader.lines.len()).then_some(value)
 }
 
+/// `Some(strip)` for a mapping line whose value is a literal block scalar of the subset: `key: |`
+/// (clip: one final line break kept) or `key: |-` (strip: none).
+fn block_header(content: &str) -> Option<bool> {
+    let strip = if content.ends_with(": |") {
+        false
+    } else if content.ends_with(": |-") {
+        true
+    } else {
+        return None;
+    };
+    if is_item(content) {
+        return None;
+    }
+    let (_, rest) = split_key(content)?;
+    matches!(rest, "|" | "|-").then_some(strip)
+}
+
+/// The literal block scalar whose lines start at `raw[start]`, under a key at `key_indent`, and
+/// the index of the first line after it.
+fn literal(raw: &[&str], start: usize, key_indent: usize, strip: bool) -> Option<(String, usize)> {
+    let is_blank = |line: &str| line.bytes().all(|b| b == b' ');
+    let spaces = |line: &str| line.len() - line.trim_start_matches(' ').len();
+    // The first line with text sets the indentation; blank lines before it may not be deeper.
+    let first = start + raw.get(start..)?.iter().position(|l| !is_blank(l))?;
+    let indent = spaces(raw[first]);
+    if indent <= key_indent || raw[start..first].iter().any(|l| l.len() > indent) {
+        return None;
+    }
+    let mut end = first;
+    let mut last_text = first;
+    while let Some(&line) = raw.get(end) {
+        if is_blank(line) {
+            // Spaces past the indentation would be text.
+            if line.len() > indent {
+                return None;
+            }
+        } else {
+            let deep = spaces(line);
+            if deep <= key_indent {
+                break;
+            }
+            if deep < indent
+                || !line
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+            {
+                return None;
+            }
+            last_text = end;
+        }
+        end += 1;
+    }
+    let mut value = String::new();
+    for line in &raw[start..=last_text] {
+        value.push_str(line.get(indent..).unwrap_or(""));
+        value.push('\n');
+    }
+    // The full parser keeps clip's line break where the text ends without one.
+    if strip {
+        value.pop();
+    }
+    Some((value, end))
+}
+
 #[derive(Clone, Copy)]
 struct Line<'a> {
     indent: usize,
     content: &'a str,
+    /// The literal block scalar that is this mapping line's value (an index into `blocks`).
+    block: Option<usize>,
 }
 
 struct Reader<'a> {
     lines: Vec<Line<'a>>,
+    blocks: Vec<String>,
     at: usize,
     depth: usize,
 }
@@ -133,6 +222,7 @@ impl<'a> Reader<'a> {
                 self.lines[self.at] = Line {
                     indent: inner,
                     content: after,
+                    block: None,
                 };
                 items.push(self.block(inner)?);
             } else {
@@ -158,7 +248,9 @@ impl<'a> Reader<'a> {
                 return None;
             }
             self.at += 1;
-            let value = if rest.is_empty() {
+            let value = if let Some(block) = line.block {
+                Value::String(std::mem::take(&mut self.blocks[block]))
+            } else if rest.is_empty() {
                 match self.peek() {
                     // A compact sequence: its items as deep as the key.
                     Some(next) if next.indent == indent && is_item(next.content) => {
@@ -277,6 +369,9 @@ fn number_or_quantity(text: &str) -> Option<Value> {
     if number.is_empty() || number.len() > 18 || (number.starts_with('0') && number.len() > 1) {
         return None;
     }
+    if !negative && is_version(digits) {
+        return Some(Value::String(text.to_string()));
+    }
     if suffix.is_empty() {
         let n: u64 = number.parse().ok()?;
         return Some(if negative {
@@ -294,13 +389,26 @@ fn number_or_quantity(text: &str) -> Option<Value> {
     (!negative && SUFFIXES.contains(&suffix)).then(|| Value::String(text.to_string()))
 }
 
+/// `1.0.0`: three or more dot-separated runs of digits, no number in any YAML schema.
+fn is_version(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() >= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn plain(text: &str) -> Option<Value> {
+    // Past its first character a plain scalar in block context may hold any printable character:
+    // indicators mean something only where it starts, `: ` and ` #` wherever they are.
     let starts_well = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/');
-    let chars_ok = text.chars().all(|c| {
-        c.is_ascii_alphanumeric()
-            || matches!(c, ' ' | '.' | '_' | '/' | ':' | '@' | '+' | '=' | '-')
-    });
-    if !starts_well || !chars_ok || text.contains(": ") || text.ends_with(':') || is_reserved(text)
+    let chars_ok = text.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if !starts_well
+        || !chars_ok
+        || text.contains(": ")
+        || text.contains(" #")
+        || text.ends_with(':')
+        || is_reserved(text)
     {
         return None;
     }
@@ -376,7 +484,19 @@ spec:
             "a: \"x\\ty\"\n",
             "a: b # comment\n",
             "a: &x 1\nb: *x\n",
-            "a: |\n  text\n",
+            "a: >\n  text\n",
+            "a: |+\n  text\n",
+            "a: |2\n  text\n",
+            "a: | # c\n  text\n",
+            "- |\n  text\n",
+            "- a: |\n    text\n",
+            "a: |\ntext\n",
+            "a: |\n    x\n  y\n",
+            "a: |\n  x\n   \n",
+            "a: |\n\n    \n  x\n",
+            "a: |\n  caf\u{e9}\n",
+            "a: |\n  x\r\n",
+            "a: |\n",
             "a: one\n  two\n",
             "a: 1\na: 2\n",
             "a:\tb\n",
@@ -389,6 +509,34 @@ spec:
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn reads_literal_block_scalars() {
+        let text = "\
+spec:
+  rego: |
+    package p
+
+    # a comment, not YAML's
+    violation[{\"msg\": msg}] {
+    \tmsg := \"x: y\"
+      }
+
+  short: |-
+    one
+     two
+  last: x
+";
+        assert_eq!(
+            parse(text),
+            Some(json!({"spec": {
+                "rego": "package p\n\n# a comment, not YAML's\nviolation[{\"msg\": msg}] {\n\tmsg := \"x: y\"\n  }\n",
+                "short": "one\n two",
+                "last": "x",
+            }}))
+        );
+        assert_eq!(parse("a: |\n\n  x"), Some(json!({"a": "\nx\n"})));
     }
 
     #[test]
