@@ -18,12 +18,13 @@ use tollgate_engine::load::policy_files;
 
 use super::publisher::{Feed, SourceSnapshot};
 
-/// What one file held when it was last read.
+/// What one file held when it was last read: its documents as last parsed successfully, and
+/// why its current content does not parse, if it does not.
 #[derive(Debug)]
 struct FileState {
     content: Vec<u8>,
-    parsed: Result<Vec<Document>, String>,
     last_good: Option<Vec<Document>>,
+    error: Option<String>,
 }
 
 /// Reads the policy paths, remembering each file's content and last good parse.
@@ -70,20 +71,22 @@ impl PolicyFiles {
             }
             changed = true;
             let name = file.display().to_string();
-            let parsed = String::from_utf8(content.clone())
+            let parsed = std::str::from_utf8(&content)
                 .map_err(|e| format!("{name}: not UTF-8 text: {e}"))
-                .and_then(|text| document::parse_stream(&name, &text).map_err(|e| e.to_string()));
-            let last_good = match (&parsed, self.files.remove(&file)) {
-                (Ok(docs), _) => Some(docs.clone()),
-                (Err(_), Some(old)) => old.last_good,
-                (Err(_), None) => None,
+                .and_then(|text| document::parse_stream(&name, text).map_err(|e| e.to_string()));
+            let (last_good, error) = match parsed {
+                Ok(docs) => (Some(docs), None),
+                Err(e) => (
+                    self.files.remove(&file).and_then(|old| old.last_good),
+                    Some(e),
+                ),
             };
             self.files.insert(
                 file,
                 FileState {
                     content,
-                    parsed,
                     last_good,
+                    error,
                 },
             );
         }
@@ -95,13 +98,15 @@ impl PolicyFiles {
         let mut documents = Sources::default();
         let mut problems = self.listing_errors.clone();
         for state in self.files.values() {
-            match (&state.parsed, &state.last_good) {
-                (Ok(docs), _) => documents.add(docs.clone()),
-                (Err(e), Some(good)) => {
+            match (&state.error, &state.last_good) {
+                (None, Some(docs)) => documents.add(docs.clone()),
+                (Some(e), Some(good)) => {
                     problems.push(format!("{e} (the file's last good content stays in use)"));
                     documents.add(good.clone());
                 }
-                (Err(e), None) => problems.push(e.clone()),
+                (Some(e), None) => problems.push(e.clone()),
+                // Not reached: every read either parsed or left its error.
+                (None, None) => {}
             }
         }
         SourceSnapshot {
@@ -143,5 +148,85 @@ impl PolicyFiles {
                 feed.send(self.snapshot());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests assert by unwrapping
+
+    use super::*;
+
+    const GOOD: &str =
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sX\nmetadata:\n  name: a\n";
+    const BROKEN: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: [K8sX\n";
+
+    fn names(snapshot: &SourceSnapshot) -> Vec<String> {
+        snapshot
+            .documents
+            .constraints
+            .iter()
+            .map(|d| {
+                d.value["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_keeps_its_last_good_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, GOOD).unwrap();
+        let mut files = PolicyFiles::new(vec![dir.path().to_path_buf()]);
+        assert!(files.refresh());
+        let first = files.snapshot();
+        assert_eq!(names(&first), ["a"]);
+        assert!(first.problems.is_empty(), "{:?}", first.problems);
+        assert!(!files.refresh(), "nothing changed");
+
+        std::fs::write(&file, BROKEN).unwrap();
+        assert!(files.refresh());
+        let broken = files.snapshot();
+        assert_eq!(names(&broken), ["a"], "the last good content stays in use");
+        assert_eq!(broken.problems.len(), 1);
+        assert!(
+            broken.problems[0].contains("c.yaml")
+                && broken.problems[0].ends_with("(the file's last good content stays in use)"),
+            "{:?}",
+            broken.problems
+        );
+
+        std::fs::write(&file, GOOD.replace("name: a", "name: b")).unwrap();
+        assert!(files.refresh());
+        let fixed = files.snapshot();
+        assert_eq!(names(&fixed), ["b"]);
+        assert!(fixed.problems.is_empty(), "{:?}", fixed.problems);
+    }
+
+    #[test]
+    fn a_file_that_never_parsed_is_left_out_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.yaml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("bad.yaml"), BROKEN).unwrap();
+        std::fs::write(dir.path().join("latin1.yaml"), b"kind: caf\xe9\n").unwrap();
+        let mut files = PolicyFiles::new(vec![dir.path().to_path_buf()]);
+        files.refresh();
+        let snapshot = files.snapshot();
+        assert_eq!(names(&snapshot), ["a"]);
+        assert_eq!(snapshot.problems.len(), 2, "{:?}", snapshot.problems);
+        assert!(
+            snapshot.problems[0].contains("bad.yaml"),
+            "{:?}",
+            snapshot.problems
+        );
+        assert!(
+            snapshot.problems[1].contains("latin1.yaml: not UTF-8 text"),
+            "{:?}",
+            snapshot.problems
+        );
+        assert!(!snapshot.problems.iter().any(|p| p.contains("stays in use")));
     }
 }
