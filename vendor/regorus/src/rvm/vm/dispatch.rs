@@ -1223,7 +1223,7 @@ impl RegoVM {
                 Ok(InstructionOutcome::Continue)
             }
             VirtualDataDocumentLookup { params_index } => {
-                self.execute_virtual_data_document_lookup(params_index)?;
+                self.execute_virtual_data_document_lookup(program, params_index)?;
                 Ok(InstructionOutcome::Continue)
             }
             ComprehensionBegin { params_index } => {

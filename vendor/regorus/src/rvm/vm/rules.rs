@@ -331,10 +331,10 @@ impl RegoVM {
                 RuleType::PartialSet => final_value = Value::new_set(),
                 RuleType::PartialObject => final_value = Value::new_object(),
                 RuleType::Complete => {
-                    if let Some(default_value) = program
-                        .rule_infos
-                        .get(usize::from(call_context.rule_index))
-                        .and_then(|rule_metadata| rule_metadata.default_literal_index)
+                    // `rule_info` is this rule's: the stack-discipline check above matched the
+                    // popped context's index to it.
+                    if let Some(default_value) = rule_info
+                        .default_literal_index
                         .and_then(|index| program.literals.get(usize::from(index)))
                     {
                         final_value = default_value.clone();

@@ -2,9 +2,9 @@
 // Licensed under the MIT License.
 
 use crate::rvm::instructions::LiteralOrRegister;
+use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::string::ToString as _;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::convert::TryFrom as _;
 
@@ -14,6 +14,7 @@ use super::machine::RegoVM;
 impl RegoVM {
     pub(super) fn execute_virtual_data_document_lookup_subobject(
         &mut self,
+        program: &Program,
         path_components: &[LiteralOrRegister],
         string_fallback_indices: &[usize],
         data_subobject: Value,
@@ -38,7 +39,12 @@ impl RegoVM {
             subobject => subobject,
         };
 
-        self.traverse_rule_tree_subobject(rule_tree_subobject, &mut result_subobject, &root_path)?;
+        self.traverse_rule_tree_subobject(
+            program,
+            rule_tree_subobject,
+            &mut result_subobject,
+            &root_path,
+        )?;
 
         Ok(result_subobject)
     }
@@ -77,12 +83,14 @@ impl RegoVM {
 
     fn traverse_rule_tree_subobject(
         &mut self,
+        program: &Program,
         rule_tree_node: &Value,
         result_subobject: &mut Value,
         root_path: &[Value],
     ) -> Result<()> {
         let mut relative_path = Vec::new();
         self.traverse_rule_tree_subobject_with_path(
+            program,
             rule_tree_node,
             result_subobject,
             root_path,
@@ -92,6 +100,7 @@ impl RegoVM {
 
     fn traverse_rule_tree_subobject_with_path(
         &mut self,
+        program: &Program,
         rule_tree_node: &Value,
         result_subobject: &mut Value,
         root_path: &[Value],
@@ -149,8 +158,7 @@ impl RegoVM {
                                 rule_index: Value::Number(rule_idx.clone()),
                                 pc: self.pc,
                             })?;
-                        let program = Arc::clone(&self.program);
-                        self.execute_call_rule_common(&program, temp_reg, rule_index_u16, None)?;
+                        self.execute_call_rule_common(program, temp_reg, rule_index_u16, None)?;
                         let register_count = self.registers.len();
                         let result = self.registers.pop().ok_or_else(|| {
                             VmError::RegisterIndexOutOfBounds {
@@ -191,6 +199,7 @@ impl RegoVM {
                 for (key, value) in obj.iter() {
                     relative_path.push(key.clone());
                     self.traverse_rule_tree_subobject_with_path(
+                        program,
                         value,
                         result_subobject,
                         root_path,
@@ -204,25 +213,26 @@ impl RegoVM {
         Ok(())
     }
 
-    pub(super) fn execute_virtual_data_document_lookup(&mut self, params_index: u16) -> Result<()> {
-        // tollgate: a handle for the rule calls below (`execute_call_rule_common` borrows it).
-        let program = Arc::clone(&self.program);
-        let params = self
-            .program
+    pub(super) fn execute_virtual_data_document_lookup(
+        &mut self,
+        program: &Program,
+        params_index: u16,
+    ) -> Result<()> {
+        // tollgate: the dispatcher's program, borrowed (no handle of its own), so that the
+        // parameters and the rule tree are read in place rather than cloned.
+        let params = program
             .instruction_data
             .get_virtual_data_document_lookup_params(params_index)
             .ok_or_else(|| VmError::InvalidVirtualDataDocumentLookupParams {
                 index: params_index,
                 pc: self.pc,
-                available: self
-                    .program
+                available: program
                     .instruction_data
                     .virtual_data_document_lookup_params
                     .len(),
-            })?
-            .clone();
+            })?;
 
-        let mut current_node = &self.program.rule_tree["data"];
+        let mut current_node = &program.rule_tree["data"];
         let mut data_ref = &self.data;
         let mut string_fallback_indices = Vec::new();
         let mut components_consumed = 0;
@@ -260,7 +270,7 @@ impl RegoVM {
                             pc: self.pc,
                         })?;
 
-                    self.execute_call_rule_common(&program, params.dest, rule_index, None)?;
+                    self.execute_call_rule_common(program, params.dest, rule_index, None)?;
 
                     if components_consumed < params.path_components.len() {
                         // Walk remaining path by reference, clone only the leaf.
@@ -312,13 +322,13 @@ impl RegoVM {
                 self.set_register(params.dest, result)?;
             }
             Value::Object(_) => {
-                let rule_tree_subobject = current_node.clone();
                 let data_subobject = data_ref.clone();
                 let result = self.execute_virtual_data_document_lookup_subobject(
+                    program,
                     &params.path_components,
                     &string_fallback_indices,
                     data_subobject,
-                    &rule_tree_subobject,
+                    current_node,
                 )?;
                 self.set_register(params.dest, result)?;
             }
