@@ -98,15 +98,14 @@ impl PolicyFiles {
         let mut documents = Sources::default();
         let mut problems = self.listing_errors.clone();
         for state in self.files.values() {
-            match (&state.error, &state.last_good) {
-                (None, Some(docs)) => documents.add(docs.clone()),
-                (Some(e), Some(good)) => {
-                    problems.push(format!("{e} (the file's last good content stays in use)"));
-                    documents.add(good.clone());
-                }
-                (Some(e), None) => problems.push(e.clone()),
-                // Not reached: every read either parsed or left its error.
-                (None, None) => {}
+            if let Some(e) = &state.error {
+                problems.push(match state.last_good {
+                    Some(_) => format!("{e} (the file's last good content stays in use)"),
+                    None => e.clone(),
+                });
+            }
+            if let Some(docs) = &state.last_good {
+                documents.add(docs.clone());
             }
         }
         SourceSnapshot {
