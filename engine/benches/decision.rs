@@ -32,18 +32,24 @@ fn constraints_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../constraints")
 }
 
-fn pack_sources() -> Sources {
-    let mut sources = Sources::default();
+/// The pack's template and tracker constraint files, template first for each package.
+fn pack_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(constraints_dir()).unwrap() {
         let dir = entry.unwrap().path();
         // Beside the templates: `programs.rvm`.
-        if !dir.is_dir() {
-            continue;
+        if dir.is_dir() {
+            files.push(dir.join("template.yaml"));
+            files.push(dir.join("samples/tracker/constraint.yaml"));
         }
-        sources.add_path(&dir.join("template.yaml")).unwrap();
-        sources
-            .add_path(&dir.join("samples/tracker/constraint.yaml"))
-            .unwrap();
+    }
+    files
+}
+
+fn pack_sources() -> Sources {
+    let mut sources = Sources::default();
+    for file in pack_files() {
+        sources.add_path(&file).unwrap();
     }
     sources
 }
@@ -132,19 +138,15 @@ fn compile_pack(bencher: Bencher, on: &str) {
 /// start of `tollgate serve` reads its policies.
 #[divan::bench(sample_count = 200)]
 fn parse_pack(bencher: Bencher) {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(constraints_dir()).unwrap() {
-        let dir = entry.unwrap().path();
-        if dir.is_dir() {
-            for file in [
-                dir.join("template.yaml"),
-                dir.join("samples/tracker/constraint.yaml"),
-            ] {
-                let text = std::fs::read_to_string(&file).unwrap();
-                files.push((file.display().to_string(), text));
-            }
-        }
-    }
+    let files: Vec<(String, String)> = pack_files()
+        .into_iter()
+        .map(|file| {
+            (
+                file.display().to_string(),
+                std::fs::read_to_string(&file).unwrap(),
+            )
+        })
+        .collect();
     bencher.bench(|| {
         let mut sources = Sources::default();
         for (path, text) in &files {
