@@ -545,9 +545,14 @@ fn compile_templates(docs: &[&Document], options: BuildOptions) -> Vec<Timed> {
     };
     let (restored, compiled): (Vec<usize>, Vec<usize>) =
         (0..docs.len()).partition(|&i| has_precompiled_program(docs[i], options));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(compiled.len());
+    // Asked only when there is a choice: the answer reads the cgroup's CPU quota from three
+    // files.
+    let threads = match compiled.len() {
+        0 | 1 => 1,
+        n => std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(n),
+    };
     if threads <= 1 {
         return docs.iter().map(|d| timed(d)).collect();
     }

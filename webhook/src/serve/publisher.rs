@@ -131,6 +131,10 @@ pub struct Publisher {
     tx: mpsc::UnboundedSender<(usize, SourceSnapshot)>,
     rx: mpsc::UnboundedReceiver<(usize, SourceSnapshot)>,
     outcomes: watch::Sender<Option<Arc<Outcome>>>,
+    /// Each source's newest snapshot, by rank; `None` until it sends its first.
+    latest: Vec<Option<Arc<SourceSnapshot>>>,
+    /// Whether a set with every source in it was published: later publications are reloads.
+    published_once: bool,
 }
 
 impl Publisher {
@@ -145,6 +149,8 @@ impl Publisher {
             tx,
             rx,
             outcomes: watch::Sender::new(None),
+            latest: Vec::new(),
+            published_once: false,
         }
     }
 
@@ -157,6 +163,7 @@ impl Publisher {
     /// for its first snapshot.
     pub fn feed(&mut self, name: &str) -> Feed {
         self.names.push(name.to_string());
+        self.latest.push(None);
         self.state.policy_report.store(Arc::new(PolicyReport {
             waiting_for: self.names.clone(),
             problems: Vec::new(),
@@ -167,55 +174,46 @@ impl Publisher {
         }
     }
 
+    /// Publishes, on the calling thread, what the sources have sent so far, as [`Publisher::run`]
+    /// would on the blocking pool. The embedded pack and the files are read on the thread that
+    /// starts the server, before anything is served; compiling them there too spares every
+    /// start a thread of the blocking pool (a new thread, with its own allocator arena, on a
+    /// node that may have one core). A source that sends later (the cluster) is published by
+    /// [`Publisher::run`].
+    pub fn publish_sent(&mut self) {
+        if !self.take_queued() {
+            return;
+        }
+        let sources = self.sources();
+        let started = Instant::now();
+        let (ingested, read_problems) = ingest(&mut self.ingester, &sources);
+        self.publish(ingested, read_problems, started, sources);
+    }
+
     /// Publishes each change the sources send until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let Publisher {
-            state,
-            options,
-            mut ingester,
-            names,
-            tx,
-            mut rx,
-            outcomes,
-        } = self;
-        drop(tx);
-        let mut latest: Vec<Option<Arc<SourceSnapshot>>> = vec![None; names.len()];
-        let mut published_once = false;
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        // The feeds alone keep the channel open: when every source is gone, so is the loop.
+        let (tx, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.tx, tx));
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => return,
-                update = rx.recv() => update,
+                update = self.rx.recv() => update,
             };
             let Some((rank, snapshot)) = first else {
                 return;
             };
-            latest[rank] = Some(Arc::new(snapshot));
-            // Updates that queued up meanwhile are published together.
-            while let Ok((rank, snapshot)) = rx.try_recv() {
-                latest[rank] = Some(Arc::new(snapshot));
+            if let Some(slot) = self.latest.get_mut(rank) {
+                *slot = Some(Arc::new(snapshot));
             }
-            let sources: Vec<(String, Arc<SourceSnapshot>)> = names
-                .iter()
-                .zip(&latest)
-                .filter_map(|(n, s)| s.as_ref().map(|s| (n.clone(), Arc::clone(s))))
-                .collect();
+            // Updates that queued up meanwhile are published together.
+            self.take_queued();
+            let sources = self.sources();
             let layers = sources.clone();
             let started = Instant::now();
+            let mut ingester = std::mem::replace(&mut self.ingester, Ingester::new(self.options));
             let ingested = tokio::task::spawn_blocking(move || {
-                let borrowed: Vec<Layer<'_>> = layers
-                    .iter()
-                    .map(|(source, s)| Layer {
-                        source,
-                        documents: &s.documents,
-                    })
-                    .collect();
-                let ingested = ingester.ingest(&borrowed);
-                let read_problems: Vec<String> = layers
-                    .iter()
-                    .flat_map(|(source, s)| {
-                        s.problems.iter().map(move |p| format!("[{source}] {p}"))
-                    })
-                    .collect();
+                let (ingested, read_problems) = ingest(&mut ingester, &layers);
                 (ingester, ingested, read_problems)
             })
             .await;
@@ -223,33 +221,86 @@ impl Publisher {
                 Ok(done) => done,
                 Err(error) => {
                     // A panic while compiling is a bug: the published set stays, and the next
-                    // update starts from a fresh memory of last good versions.
+                    // update starts from a fresh memory of last good versions (the one left in
+                    // its place).
                     tracing::error!(%error, "policy ingestion failed; the published set stays");
-                    ingester = Ingester::new(options);
                     continue;
                 }
             };
-            ingester = returned;
-            let waiting_for: Vec<String> = names
-                .iter()
-                .zip(&latest)
-                .filter(|(_, s)| s.is_none())
-                .map(|(n, _)| n.clone())
-                .collect();
-            let is_reload = published_once;
-            published_once |= waiting_for.is_empty();
-            let outcome = publish(
-                &state,
-                ingested,
-                read_problems,
-                waiting_for,
-                is_reload,
-                started,
-                sources,
-            );
-            outcomes.send_replace(Some(Arc::new(outcome)));
+            self.ingester = returned;
+            self.publish(ingested, read_problems, started, sources);
         }
     }
+
+    /// Files every update queued so far under its source; whether there was one.
+    fn take_queued(&mut self) -> bool {
+        let mut any = false;
+        while let Ok((rank, snapshot)) = self.rx.try_recv() {
+            if let Some(slot) = self.latest.get_mut(rank) {
+                *slot = Some(Arc::new(snapshot));
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// The sources that have sent a snapshot, lowest rank first, with it.
+    fn sources(&self) -> Vec<(String, Arc<SourceSnapshot>)> {
+        self.names
+            .iter()
+            .zip(&self.latest)
+            .filter_map(|(n, s)| s.as_ref().map(|s| (n.clone(), Arc::clone(s))))
+            .collect()
+    }
+
+    fn publish(
+        &mut self,
+        ingested: Ingested,
+        read_problems: Vec<String>,
+        started: Instant,
+        sources: Vec<(String, Arc<SourceSnapshot>)>,
+    ) {
+        let waiting_for: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.latest)
+            .filter(|(_, s)| s.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let is_reload = self.published_once;
+        self.published_once |= waiting_for.is_empty();
+        let outcome = publish(
+            &self.state,
+            ingested,
+            read_problems,
+            waiting_for,
+            is_reload,
+            started,
+            sources,
+        );
+        self.outcomes.send_replace(Some(Arc::new(outcome)));
+    }
+}
+
+/// Ingests the sources' documents, ranked as given, and lists the problems they had reading
+/// them.
+fn ingest(
+    ingester: &mut Ingester,
+    sources: &[(String, Arc<SourceSnapshot>)],
+) -> (Ingested, Vec<String>) {
+    let layers: Vec<Layer<'_>> = sources
+        .iter()
+        .map(|(source, s)| Layer {
+            source,
+            documents: &s.documents,
+        })
+        .collect();
+    let ingested = ingester.ingest(&layers);
+    let read_problems = sources
+        .iter()
+        .flat_map(|(source, s)| s.problems.iter().map(move |p| format!("[{source}] {p}")))
+        .collect();
+    (ingested, read_problems)
 }
 
 fn publish(
@@ -325,5 +376,98 @@ fn publish(
         set,
         sources,
         problems: object_problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests assert by unwrapping
+
+    use super::*;
+    use crate::serve::config::{EvaluateOn, Exemptions};
+    use crate::serve::metrics::Metrics;
+    use crate::serve::state::AdmissionSettings;
+
+    const TEMPLATE: &str = "../constraints/k8srequiredruntimeclass/template.yaml";
+    const CONSTRAINT: &str =
+        "../constraints/k8srequiredruntimeclass/samples/tracker/constraint.yaml";
+
+    fn state() -> AppState {
+        AppState::new(
+            AdmissionSettings {
+                exemptions: Exemptions::default(),
+                fail_open: false,
+                expand: true,
+                evaluate_on: EvaluateOn::RequestTaskThenPool,
+                inline_budget: std::time::Duration::from_millis(5),
+            },
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    fn snapshot(path: &str) -> SourceSnapshot {
+        let mut documents = Sources::default();
+        documents.add_path(std::path::Path::new(path)).unwrap();
+        SourceSnapshot {
+            documents,
+            problems: Vec::new(),
+            revision: 0,
+        }
+    }
+
+    fn published(state: &AppState) -> Option<(usize, usize)> {
+        let set = state.policies.load_full()?;
+        Some((set.templates().count(), set.constraints().len()))
+    }
+
+    #[test]
+    fn what_the_sources_sent_is_published_on_the_calling_thread() {
+        let state = state();
+        let mut publisher = Publisher::new(state.clone(), BuildOptions::default());
+        let pack = publisher.feed("pack");
+        let files = publisher.feed("files");
+        publisher.publish_sent();
+        assert_eq!(published(&state), None, "nothing sent: nothing published");
+
+        // No async runtime exists in this test: a hand-off to the blocking pool would panic.
+        pack.send(snapshot(TEMPLATE));
+        publisher.publish_sent();
+        assert_eq!(published(&state), Some((1, 0)));
+        assert_eq!(state.policy_report.load().waiting_for, ["files"]);
+
+        files.send(snapshot(CONSTRAINT));
+        publisher.publish_sent();
+        assert_eq!(published(&state), Some((1, 1)));
+        let report = state.policy_report.load();
+        assert!(report.waiting_for.is_empty(), "{:?}", report.waiting_for);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[tokio::test]
+    async fn the_loop_publishes_what_arrived_before_it_with_what_comes_later() {
+        let state = state();
+        let mut publisher = Publisher::new(state.clone(), BuildOptions::default());
+        let pack = publisher.feed("pack");
+        let files = publisher.feed("files");
+        let mut outcomes = publisher.outcomes();
+        pack.send(snapshot(TEMPLATE));
+        publisher.publish_sent();
+        assert_eq!(published(&state), Some((1, 0)));
+        outcomes.borrow_and_update();
+
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(publisher.run(shutdown.clone()));
+        files.send(snapshot(CONSTRAINT));
+        outcomes.changed().await.unwrap();
+        assert_eq!(
+            published(&state),
+            Some((1, 1)),
+            "the pack's template is in the set"
+        );
+        assert!(state.policy_report.load().waiting_for.is_empty());
+
+        // The sources gone, the loop ends.
+        drop((pack, files));
+        task.await.unwrap();
     }
 }

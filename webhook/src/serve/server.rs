@@ -236,7 +236,7 @@ impl Server {
             config,
             state,
             cluster,
-            publisher,
+            mut publisher,
             pack,
             files,
             https,
@@ -244,9 +244,7 @@ impl Server {
             tls,
             dev_ca,
         } = self;
-        // Policies compile while the listeners start; readiness waits for both.
         let outcomes = publisher.outcomes();
-        tokio::spawn(publisher.run(shutdown.clone()));
         if let Some(feed) = pack {
             feed.send(match crate::pack::sources() {
                 Ok(documents) => SourceSnapshot {
@@ -348,6 +346,11 @@ impl Server {
                 .with_graceful_shutdown(probe_shutdown.cancelled_owned())
                 .await
         });
+
+        // What the pack and the files sent compiles here while the listeners start; readiness
+        // waits for both (see `Publisher::publish_sent`).
+        publisher.publish_sent();
+        tokio::spawn(publisher.run(shutdown.clone()));
 
         if handle.listening().await.is_none() {
             anyhow::bail!("the HTTPS listener on {https_addr} failed to start");
