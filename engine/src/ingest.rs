@@ -12,6 +12,7 @@
 //! [`PolicySet::build_with`] is one ingestion with a fresh ingester that accepts no problem at
 //! all: what `eval`, `verify` and `build` need.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,7 +152,7 @@ impl Ingester {
     pub fn ingest(&mut self, layers: &[Layer<'_>]) -> Ingested {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
-        let deduplicated: Vec<Sources> = layers
+        let deduplicated: Vec<Cow<'_, Sources>> = layers
             .iter()
             .map(|l| last_of_each(l.documents, &mut warnings))
             .collect();
@@ -160,7 +161,7 @@ impl Ingester {
             .zip(&deduplicated)
             .map(|(l, documents)| Layer {
                 source: l.source,
-                documents,
+                documents: documents.as_ref(),
             })
             .collect();
         let layers = &layers[..];
@@ -401,19 +402,25 @@ impl Ingester {
 
 /// One source's documents with only the last of each template, constraint and ExpansionTemplate
 /// of the same kind and name, as gator keeps them; each one dropped is a warning.
-fn last_of_each(documents: &Sources, warnings: &mut Vec<String>) -> Sources {
-    fn keep_last(
-        docs: &[Document],
-        key: impl Fn(&Document) -> (String, String),
-        warnings: &mut Vec<String>,
-    ) -> Vec<Document> {
-        let mut last: HashMap<(String, String), usize> = HashMap::new();
+fn last_of_each<'a>(documents: &'a Sources, warnings: &mut Vec<String>) -> Cow<'a, Sources> {
+    fn kind_and_name(d: &Document) -> (&str, &str) {
+        (
+            d.value.get("kind").and_then(Value::as_str).unwrap_or(""),
+            object_name(&d.value),
+        )
+    }
+    fn unique(docs: &[Document]) -> bool {
+        let mut seen = HashSet::new();
+        docs.iter().all(|d| seen.insert(kind_and_name(d)))
+    }
+    fn keep_last(docs: &[Document], warnings: &mut Vec<String>) -> Vec<Document> {
+        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
         for (i, d) in docs.iter().enumerate() {
-            last.insert(key(d), i);
+            last.insert(kind_and_name(d), i);
         }
         let mut out = Vec::new();
         for (i, d) in docs.iter().enumerate() {
-            let winner = last.get(&key(d)).copied().unwrap_or(i);
+            let winner = last.get(&kind_and_name(d)).copied().unwrap_or(i);
             if winner == i {
                 out.push(d.clone());
             } else if let Some(later) = docs.get(winner) {
@@ -426,22 +433,19 @@ fn last_of_each(documents: &Sources, warnings: &mut Vec<String>) -> Sources {
         }
         out
     }
-    let kind_and_name = |d: &Document| {
-        (
-            d.value
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            object_name(&d.value).to_string(),
-        )
-    };
-    Sources {
-        templates: keep_last(&documents.templates, kind_and_name, warnings),
-        constraints: keep_last(&documents.constraints, kind_and_name, warnings),
-        expansions: keep_last(&documents.expansions, kind_and_name, warnings),
-        objects: Vec::new(),
+    // Sources rarely name an object twice: then nothing is dropped, and nothing is copied.
+    if unique(&documents.templates)
+        && unique(&documents.constraints)
+        && unique(&documents.expansions)
+    {
+        return Cow::Borrowed(documents);
     }
+    Cow::Owned(Sources {
+        templates: keep_last(&documents.templates, warnings),
+        constraints: keep_last(&documents.constraints, warnings),
+        expansions: keep_last(&documents.expansions, warnings),
+        objects: Vec::new(),
+    })
 }
 
 /// The built-in workload expansion, less every kind that `own` templates already expand.
